@@ -1,1 +1,4 @@
-//! kiln-template
+//! kiln-template: Packer HCL2 templates — discovery, parsing with spans,
+//! variables with provenance, locals, the function library.
+
+pub mod value;

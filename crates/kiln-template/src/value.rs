@@ -1,0 +1,44 @@
+//! Values and types of the HCL2 language as Packer (go-cty) has them.
+//!
+//! Collections keep their kind because Packer's functions and type
+//! conversions tell a list from a tuple and a map from an object.
+
+use std::collections::BTreeMap;
+
+/// A number. cty numbers are arbitrary-precision; f64 covers what templates use.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+pub struct Number(pub f64);
+
+/// A value of the HCL2 language.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Number(Number),
+    String(String),
+    /// Homogeneous, ordered.
+    List(Vec<Value>),
+    /// Homogeneous, deduplicated and kept in cty's set order.
+    Set(Vec<Value>),
+    /// Heterogeneous, ordered.
+    Tuple(Vec<Value>),
+    /// Homogeneous, keys sorted.
+    Map(BTreeMap<String, Value>),
+    /// Heterogeneous attributes, keys sorted.
+    Object(BTreeMap<String, Value>),
+}
+
+/// A type constraint (`type = ...` in a variable block).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Type {
+    String,
+    Number,
+    Bool,
+    /// `any`: the value keeps the type it has.
+    Any,
+    List(Box<Type>),
+    Set(Box<Type>),
+    Map(Box<Type>),
+    Object(BTreeMap<String, Type>),
+    Tuple(Vec<Type>),
+}
