@@ -1,4 +1,8 @@
 //! kiln-template: Packer HCL2 templates — discovery, parsing with spans,
-//! variables with provenance, locals, the function library.
+//! variables with provenance, locals, the function library, and typed
+//! decoding of evaluated blocks.
 
+pub mod body;
+pub mod decode;
+pub mod span;
 pub mod value;

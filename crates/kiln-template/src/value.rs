@@ -42,3 +42,32 @@ pub enum Type {
     Object(BTreeMap<String, Type>),
     Tuple(Vec<Type>),
 }
+
+impl std::fmt::Display for Number {
+    /// cty's canonical decimal form: no exponent, no trailing zeros.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0;
+        if n.fract() == 0.0 && n.abs() < 1e21 {
+            write!(f, "{n:.0}")
+        } else {
+            write!(f, "{n}")
+        }
+    }
+}
+
+impl Value {
+    /// The name of the value's type as Packer prints it in errors.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::List(_) => "list",
+            Value::Set(_) => "set",
+            Value::Tuple(_) => "tuple",
+            Value::Map(_) => "map",
+            Value::Object(_) => "object",
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! Typed decoding of evaluated blocks.
+//!
+//! A config struct pulls its fields out of a [`Body`] by name through a
+//! [`Decoder`]; the decoder converts values the way Packer's HCL decoding
+//! does (cty conversion: `"1024"` is a number, `10` is a string), records
+//! every error with the attribute's place, and at the end reports the
+//! attributes and blocks nobody asked for, with a "did you mean".
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::body::{Block, Body};
+use crate::span::Span;
+use crate::value::Value;
+
+/// One problem found while decoding, at a place in a template.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{span}: {message}")]
+pub struct DecodeError {
+    pub span: Span,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+/// Conversion of an evaluated value to a Rust type, following cty's rules.
+pub trait FromValue: Sized {
+    /// What the field expects, for error messages (`a string`, `a list of strings`).
+    fn expected() -> String;
+    fn from_value(value: &Value) -> Result<Self, String>;
+}
+
+fn mismatch<T: FromValue>(value: &Value) -> String {
+    format!("expected {}, found a {}", T::expected(), value.type_name())
+}
+
+impl FromValue for String {
+    fn expected() -> String {
+        "a string".into()
+    }
+    fn from_value(value: &Value) -> Result<Self, String> {
+        match value {
+            Value::String(s) => Ok(s.clone()),
+            Value::Number(n) => Ok(n.to_string()),
+            Value::Bool(b) => Ok(b.to_string()),
+            other => Err(mismatch::<Self>(other)),
+        }
+    }
+}
+
+impl FromValue for bool {
+    fn expected() -> String {
+        "a bool".into()
+    }
+    fn from_value(value: &Value) -> Result<Self, String> {
+        match value {
+            Value::Bool(b) => Ok(*b),
+            Value::String(s) if s == "true" => Ok(true),
+            Value::String(s) if s == "false" => Ok(false),
+            other => Err(mismatch::<Self>(other)),
+        }
+    }
+}
+
+impl FromValue for f64 {
+    fn expected() -> String {
+        "a number".into()
+    }
+    fn from_value(value: &Value) -> Result<Self, String> {
+        match value {
+            Value::Number(n) => Ok(n.0),
+            Value::String(s) => s
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| format!("expected a number, found the string {s:?}")),
+            other => Err(mismatch::<Self>(other)),
+        }
+    }
+}
+
+macro_rules! integer_from_value {
+    ($($t:ty),*) => {$(
+        impl FromValue for $t {
+            fn expected() -> String {
+                "a whole number".into()
+            }
+            fn from_value(value: &Value) -> Result<Self, String> {
+                let n = f64::from_value(value)?;
+                if n.fract() != 0.0 || n < <$t>::MIN as f64 || n > <$t>::MAX as f64 {
+                    return Err(format!("expected a whole number in range, found {n}"));
+                }
+                Ok(n as $t)
+            }
+        }
+    )*};
+}
+integer_from_value!(i64, u64, u32, u16, i32);
+
+impl<T: FromValue> FromValue for Vec<T> {
+    fn expected() -> String {
+        format!("a list of {}", T::expected().trim_start_matches("a "))
+    }
+    fn from_value(value: &Value) -> Result<Self, String> {
+        match value {
+            Value::List(items) | Value::Tuple(items) | Value::Set(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| T::from_value(v).map_err(|e| format!("element {i}: {e}")))
+                .collect(),
+            other => Err(mismatch::<Self>(other)),
+        }
+    }
+}
+
+impl<T: FromValue> FromValue for BTreeMap<String, T> {
+    fn expected() -> String {
+        format!("a map of {}", T::expected().trim_start_matches("a "))
+    }
+    fn from_value(value: &Value) -> Result<Self, String> {
+        match value {
+            Value::Map(m) | Value::Object(m) => m
+                .iter()
+                .map(|(k, v)| {
+                    T::from_value(v)
+                        .map(|v| (k.clone(), v))
+                        .map_err(|e| format!("key {k:?}: {e}"))
+                })
+                .collect(),
+            other => Err(mismatch::<Self>(other)),
+        }
+    }
+}
+
+impl FromValue for Value {
+    fn expected() -> String {
+        "any value".into()
+    }
+    fn from_value(value: &Value) -> Result<Self, String> {
+        Ok(value.clone())
+    }
+}
+
+/// A Go `time.Duration` string such as `5m`, `1h30m`, `300ms` or `0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GoDuration(pub Duration);
+
+impl FromValue for GoDuration {
+    fn expected() -> String {
+        "a duration such as \"5m\" or \"30s\"".into()
+    }
+    fn from_value(value: &Value) -> Result<Self, String> {
+        let text = String::from_value(value)?;
+        parse_go_duration(&text).map(GoDuration)
+    }
+}
+
+/// Parse Go's duration syntax: a sequence of decimal numbers with units
+/// `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`; `0` alone is allowed.
+pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration {text:?} (expected e.g. \"5m\", \"1h30m\", \"300ms\")");
+    let s = text.trim();
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if s.is_empty() || s.starts_with('-') {
+        return Err(bad());
+    }
+    let s = s.strip_prefix('+').unwrap_or(s);
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        if num_len == 0 {
+            return Err(bad());
+        }
+        let number: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds_per_unit = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += number * seconds_per_unit;
+        rest = &rest[unit_len..];
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| bad())
+}
+
+/// Pulls typed fields out of a body and remembers which names were asked
+/// for, so that the rest can be reported as unknown.
+pub struct Decoder<'a> {
+    body: &'a Body,
+    /// Human name of the block, e.g. `source "qemu" "cloudimg"`.
+    what: String,
+    known: Vec<&'static str>,
+    errors: Vec<DecodeError>,
+}
+
+impl<'a> Decoder<'a> {
+    pub fn new(body: &'a Body, what: impl Into<String>) -> Self {
+        Decoder {
+            body,
+            what: what.into(),
+            known: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// The names this decoder has been asked about so far (the schema).
+    pub fn known_names(&self) -> &[&'static str] {
+        &self.known
+    }
+
+    /// Where an attribute is written, or the block itself when it is not.
+    pub fn span_of(&self, name: &str) -> Span {
+        self.body
+            .attrs
+            .get(name)
+            .map(|a| a.span.clone())
+            .unwrap_or_else(|| self.body.span.clone())
+    }
+
+    /// Whether the attribute is written (and not null).
+    pub fn has(&self, name: &str) -> bool {
+        self.body
+            .attrs
+            .get(name)
+            .is_some_and(|a| a.value != Value::Null)
+    }
+
+    /// Whether the attribute's value derives from a sensitive variable.
+    pub fn is_sensitive(&self, name: &str) -> bool {
+        self.body.attrs.get(name).is_some_and(|a| a.sensitive)
+    }
+
+    /// An optional field; a null value counts as absent.
+    pub fn opt<T: FromValue>(&mut self, name: &'static str) -> Option<T> {
+        self.known.push(name);
+        let attr = self.body.attrs.get(name)?;
+        if attr.value == Value::Null {
+            return None;
+        }
+        match T::from_value(&attr.value) {
+            Ok(v) => Some(v),
+            Err(message) => {
+                self.errors.push(DecodeError {
+                    span: attr.span.clone(),
+                    message: format!("{} in {}: `{name}`: {message}", "invalid value", self.what),
+                    help: None,
+                });
+                None
+            }
+        }
+    }
+
+    /// A field with a default.
+    pub fn or<T: FromValue>(&mut self, name: &'static str, default: T) -> T {
+        self.opt(name).unwrap_or(default)
+    }
+
+    /// The first of several spellings that is set (e.g. `ssh_timeout` and
+    /// its alias `ssh_wait_timeout`). All names count as known.
+    pub fn opt_alias<T: FromValue>(&mut self, names: &[&'static str]) -> Option<T> {
+        let mut found = None;
+        for name in names {
+            let v = self.opt::<T>(name);
+            if found.is_none() {
+                found = v;
+            }
+        }
+        found
+    }
+
+    /// A field that must be set.
+    pub fn required<T: FromValue>(&mut self, name: &'static str) -> Option<T> {
+        let present = self.has(name);
+        let value = self.opt(name);
+        if !present {
+            self.errors.push(DecodeError {
+                span: self.body.span.clone(),
+                message: format!("{}: missing required attribute `{name}`", self.what),
+                help: None,
+            });
+        }
+        value
+    }
+
+    /// Nested blocks of a type (e.g. `scan` inside a post-processor).
+    pub fn blocks(&mut self, kind: &'static str) -> Vec<&'a Block> {
+        self.known.push(kind);
+        self.body.blocks.iter().filter(|b| b.kind == kind).collect()
+    }
+
+    /// Record an error about a field the caller checked itself.
+    pub fn error(&mut self, name: &str, message: impl Into<String>, help: Option<String>) {
+        self.errors.push(DecodeError {
+            span: self.span_of(name),
+            message: format!("{}: `{name}`: {}", self.what, message.into()),
+            help,
+        });
+    }
+
+    /// Finish: report unknown attributes and blocks, return every error.
+    pub fn finish(mut self) -> Result<(), Vec<DecodeError>> {
+        for (name, attr) in &self.body.attrs {
+            if !self.known.contains(&name.as_str()) {
+                self.errors.push(DecodeError {
+                    span: attr.span.clone(),
+                    message: format!("unknown attribute `{name}` in {}", self.what),
+                    help: did_you_mean(name, &self.known).map(|s| format!("did you mean `{s}`?")),
+                });
+            }
+        }
+        for block in &self.body.blocks {
+            if !self.known.contains(&block.kind.as_str()) {
+                self.errors.push(DecodeError {
+                    span: block.span.clone(),
+                    message: format!("unknown block `{}` in {}", block.kind, self.what),
+                    help: did_you_mean(&block.kind, &self.known)
+                        .map(|s| format!("did you mean `{s}`?")),
+                });
+            }
+        }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(self.errors)
+        }
+    }
+}
+
+/// The closest candidate to `name`, if it is close enough to be a typo.
+pub fn did_you_mean<'c>(name: &str, candidates: &[&'c str]) -> Option<&'c str> {
+    let limit = (name.chars().count() / 3).max(2);
+    candidates
+        .iter()
+        .map(|c| (edit_distance(name, c), *c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance over characters.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::Attribute;
+    use crate::value::Number;
+
+    fn body(attrs: &[(&str, Value)]) -> Body {
+        let mut b = Body::empty(Span::synthetic("t.pkr.hcl"));
+        for (i, (name, value)) in attrs.iter().enumerate() {
+            b.attrs.insert(
+                name.to_string(),
+                Attribute {
+                    name: name.to_string(),
+                    value: value.clone(),
+                    span: Span {
+                        file: "t.pkr.hcl".into(),
+                        line: i as u32 + 1,
+                        col: 3,
+                        bytes: 0..0,
+                    },
+                    sensitive: false,
+                },
+            );
+        }
+        b
+    }
+
+    #[test]
+    fn converts_like_cty() {
+        let b = body(&[
+            ("memory", Value::String("2048".into())),
+            ("name", Value::Number(Number(10.0))),
+            ("headless", Value::String("true".into())),
+        ]);
+        let mut d = Decoder::new(&b, "source \"qemu\" \"x\"");
+        assert_eq!(d.opt::<u64>("memory"), Some(2048));
+        assert_eq!(d.opt::<String>("name"), Some("10".into()));
+        assert_eq!(d.opt::<bool>("headless"), Some(true));
+        assert!(d.finish().is_ok());
+    }
+
+    #[test]
+    fn unknown_attribute_suggests_the_closest_name() {
+        let b = body(&[("memroy", Value::Number(Number(1.0)))]);
+        let mut d = Decoder::new(&b, "source \"qemu\" \"x\"");
+        let _ = d.opt::<u64>("memory");
+        let _ = d.opt::<u64>("cpus");
+        let errors = d.finish().unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].span.line, 1);
+        assert_eq!(errors[0].help.as_deref(), Some("did you mean `memory`?"));
+    }
+
+    #[test]
+    fn type_mismatch_is_reported_at_the_attribute() {
+        let b = body(&[("cpus", Value::String("two".into()))]);
+        let mut d = Decoder::new(&b, "source \"qemu\" \"x\"");
+        assert_eq!(d.opt::<u64>("cpus"), None);
+        let errors = d.finish().unwrap_err();
+        assert!(
+            errors[0].message.contains("`cpus`"),
+            "{}",
+            errors[0].message
+        );
+    }
+
+    #[test]
+    fn go_durations_parse() {
+        assert_eq!(parse_go_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_go_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("300ms"), Ok(Duration::from_millis(300)));
+        assert_eq!(parse_go_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_go_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_go_duration("5").is_err());
+        assert!(parse_go_duration("5x").is_err());
+        assert!(parse_go_duration("").is_err());
+    }
+}
