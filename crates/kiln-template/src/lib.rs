@@ -4,5 +4,6 @@
 
 pub mod body;
 pub mod decode;
+pub mod functions;
 pub mod span;
 pub mod value;
