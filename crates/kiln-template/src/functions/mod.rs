@@ -21,7 +21,7 @@ pub struct FuncCtx<'a> {
     /// `env()` is allowed only in variable defaults.
     pub env_allowed: bool,
     /// Used by `templatefile`.
-    pub render_template: &'a dyn Fn(&str, &Path, &BTreeMap<String, Value>) -> Result<Value, String>,
+    pub render_template: &'a RenderTemplate<'a>,
 }
 
 /// A function call that failed; `arg` is the 0-based argument at fault.
