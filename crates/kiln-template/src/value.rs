@@ -71,3 +71,49 @@ impl Value {
         }
     }
 }
+
+impl Value {
+    /// The value as JSON, the way Packer's `inspect`/`jsonencode` show it:
+    /// lists, sets and tuples as arrays, maps and objects as objects.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Null => serde_json::Value::Null,
+            Value::Bool(b) => serde_json::Value::Bool(*b),
+            Value::Number(n) => {
+                if n.0.fract() == 0.0 && n.0.abs() < 9.007_199_254_740_992e15 {
+                    serde_json::Value::from(n.0 as i64)
+                } else {
+                    serde_json::Number::from_f64(n.0)
+                        .map(serde_json::Value::Number)
+                        .unwrap_or(serde_json::Value::Null)
+                }
+            }
+            Value::String(s) => serde_json::Value::String(s.clone()),
+            Value::List(items) | Value::Set(items) | Value::Tuple(items) => {
+                serde_json::Value::Array(items.iter().map(Value::to_json).collect())
+            }
+            Value::Map(m) | Value::Object(m) => {
+                serde_json::Value::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+            }
+        }
+    }
+
+    /// A JSON document as a value of the implied type (arrays are tuples,
+    /// objects are objects), as `jsondecode` does.
+    pub fn from_json(json: &serde_json::Value) -> Value {
+        match json {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            serde_json::Value::Number(n) => Value::Number(Number(n.as_f64().unwrap_or(f64::NAN))),
+            serde_json::Value::String(s) => Value::String(s.clone()),
+            serde_json::Value::Array(items) => {
+                Value::Tuple(items.iter().map(Value::from_json).collect())
+            }
+            serde_json::Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                    .collect(),
+            ),
+        }
+    }
+}
