@@ -1,1 +1,3 @@
-//! kiln-build
+//! kiln-build: plan, preflight, the step pipeline, and events.
+
+pub mod events;
