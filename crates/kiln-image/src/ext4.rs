@@ -1,0 +1,796 @@
+//! ext2/3/4 reader: superblock, group descriptors (32/64-bit, meta_bg),
+//! inode tables, extent trees and legacy block maps, linear and htree
+//! directories (read linearly), inline data, xattrs in the inode body, in an
+//! xattr block and in EA inodes, POSIX ACLs converted to the Linux xattr
+//! format. Checksums are not verified (metadata_csum is tolerated).
+
+use crate::block::{BlockDevice, le};
+use crate::error::{Result, corrupt, unsupported};
+use crate::fs::{DirEntry, FileSystem, FileType, Inode, Run, Timestamp, Xattr};
+
+/// ext superblock magic.
+pub const MAGIC: u16 = 0xef53;
+
+const INCOMPAT_COMPRESSION: u32 = 0x1;
+const INCOMPAT_RECOVER: u32 = 0x4;
+const INCOMPAT_JOURNAL_DEV: u32 = 0x8;
+const INCOMPAT_META_BG: u32 = 0x10;
+const INCOMPAT_64BIT: u32 = 0x80;
+const INCOMPAT_DIRDATA: u32 = 0x1000;
+const RO_COMPAT_SPARSE_SUPER: u32 = 0x1;
+
+const FL_ENCRYPT: u32 = 0x800;
+const FL_EXTENTS: u32 = 0x80000;
+const FL_INLINE_DATA: u32 = 0x1000_0000;
+
+const EXTENT_MAGIC: u16 = 0xf30a;
+
+/// (name index, name, value) as stored.
+type RawXattr = (u8, Vec<u8>, Vec<u8>);
+const XATTR_MAGIC: u32 = 0xea02_0000;
+
+/// Does `dev` hold an ext2/3/4 superblock?
+pub fn probe(dev: &dyn BlockDevice) -> bool {
+    let mut m = [0u8; 2];
+    dev.size() >= 2048 && dev.read_at(&mut m, 1024 + 0x38).is_ok() && u16::from_le_bytes(m) == MAGIC
+}
+
+/// An open ext2/3/4 filesystem.
+pub struct Ext4 {
+    dev: Box<dyn BlockDevice>,
+    what: String,
+    block_size: u64,
+    inodes_per_group: u32,
+    inodes_count: u32,
+    inode_size: u64,
+    inode_tables: Vec<u64>,
+    label: String,
+    uuid: [u8; 16],
+    needs_recovery: bool,
+}
+
+impl std::fmt::Debug for Ext4 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ext4")
+            .field("what", &self.what)
+            .field("block_size", &self.block_size)
+            .field("label", &self.label)
+            .finish()
+    }
+}
+
+fn ts(sec: u32, extra: Option<u32>) -> Timestamp {
+    let mut s = sec as i32 as i64;
+    let mut nsec = 0;
+    if let Some(x) = extra {
+        s += ((x & 3) as i64) << 32;
+        nsec = (x >> 2).min(999_999_999);
+    }
+    Timestamp { sec: s, nsec }
+}
+
+/// Convert an ext4 on-disk ACL to the `system.posix_acl_*` xattr format.
+fn acl_to_xattr(v: &[u8]) -> Option<Vec<u8>> {
+    if le::u32(v, 0) != 1 {
+        return None;
+    }
+    let mut out = 2u32.to_le_bytes().to_vec();
+    let mut p = 4;
+    while p + 4 <= v.len() {
+        let tag = le::u16(v, p);
+        let perm = le::u16(v, p + 2);
+        let id = if tag == 0x02 || tag == 0x08 {
+            if p + 8 > v.len() {
+                return None;
+            }
+            let id = le::u32(v, p + 4);
+            p += 8;
+            id
+        } else {
+            p += 4;
+            u32::MAX
+        };
+        out.extend_from_slice(&tag.to_le_bytes());
+        out.extend_from_slice(&perm.to_le_bytes());
+        out.extend_from_slice(&id.to_le_bytes());
+    }
+    Some(out)
+}
+
+impl Ext4 {
+    /// Open the filesystem on `dev` (which should be cached: see [`crate::block::CachedDevice`]).
+    pub fn open(dev: Box<dyn BlockDevice>) -> Result<Self> {
+        let what = dev.describe();
+        if dev.size() < 2048 {
+            return Err(corrupt(&what, 0, "too small for an ext superblock"));
+        }
+        let mut sb = vec![0u8; 1024];
+        dev.read_at(&mut sb, 1024)?;
+        if le::u16(&sb, 0x38) != MAGIC {
+            return Err(corrupt(&what, 1024 + 0x38, "no ext2/3/4 superblock magic"));
+        }
+        let log_bs = le::u32(&sb, 0x18);
+        if log_bs > 6 {
+            return Err(corrupt(
+                &what,
+                1024 + 0x18,
+                format!("block size 2^{} is invalid", log_bs + 10),
+            ));
+        }
+        let block_size = 1024u64 << log_bs;
+        let incompat = le::u32(&sb, 0x60);
+        let ro_compat = le::u32(&sb, 0x64);
+        for (bit, name) in [
+            (INCOMPAT_COMPRESSION, "ext2 compression"),
+            (INCOMPAT_JOURNAL_DEV, "external journal device"),
+            (INCOMPAT_DIRDATA, "dirdata"),
+        ] {
+            if incompat & bit != 0 {
+                return Err(unsupported(&what, format!("ext4 feature {name}")));
+            }
+        }
+        let rev = le::u32(&sb, 0x4c);
+        let inode_size = if rev == 0 {
+            128
+        } else {
+            le::u16(&sb, 0x58) as u64
+        };
+        if inode_size < 128 || inode_size > block_size || !inode_size.is_power_of_two() {
+            return Err(corrupt(
+                &what,
+                1024 + 0x58,
+                format!("inode size {inode_size} is invalid"),
+            ));
+        }
+        let inodes_count = le::u32(&sb, 0x0);
+        let blocks_per_group = le::u32(&sb, 0x20) as u64;
+        let inodes_per_group = le::u32(&sb, 0x28);
+        if blocks_per_group == 0 || inodes_per_group == 0 || inodes_count == 0 {
+            return Err(corrupt(
+                &what,
+                1024,
+                "superblock has zero blocks or inodes per group",
+            ));
+        }
+        let is64 = incompat & INCOMPAT_64BIT != 0;
+        let mut blocks = le::u32(&sb, 0x4) as u64;
+        if is64 {
+            blocks |= (le::u32(&sb, 0x150) as u64) << 32;
+        }
+        let first_data = le::u32(&sb, 0x14) as u64;
+        let groups = blocks.saturating_sub(first_data).div_ceil(blocks_per_group);
+        let groups_by_inodes = (inodes_count as u64).div_ceil(inodes_per_group as u64);
+        if groups == 0 || groups > (1 << 32) || groups_by_inodes > groups {
+            return Err(corrupt(
+                &what,
+                1024,
+                format!(
+                    "{blocks} blocks in groups of {blocks_per_group} give {groups} groups; the superblock is damaged"
+                ),
+            ));
+        }
+        if blocks * block_size > dev.size() + block_size * blocks_per_group {
+            return Err(corrupt(
+                &what,
+                1024,
+                format!(
+                    "filesystem claims {} bytes but the partition holds {}",
+                    blocks * block_size,
+                    dev.size()
+                ),
+            ));
+        }
+        let desc_size = if is64 {
+            (le::u16(&sb, 0xfe) as u64).max(32)
+        } else {
+            32
+        };
+        if desc_size > block_size || !desc_size.is_power_of_two() {
+            return Err(corrupt(
+                &what,
+                1024 + 0xfe,
+                format!("group descriptor size {desc_size} invalid"),
+            ));
+        }
+        let per_block = block_size / desc_size;
+        let gdt_start = first_data + 1;
+        let meta_bg = incompat & INCOMPAT_META_BG != 0;
+        let first_meta_bg = le::u32(&sb, 0x104) as u64;
+        let sparse = ro_compat & RO_COMPAT_SPARSE_SUPER != 0;
+        let mut inode_tables = Vec::with_capacity(groups as usize);
+        let mut blockbuf = vec![0u8; block_size as usize];
+        let mut cur_block = u64::MAX;
+        for g in 0..groups {
+            let db = g / per_block;
+            let blk = if meta_bg && db >= first_meta_bg {
+                let first_group = db * per_block;
+                let has_super = has_superblock(first_group, sparse);
+                first_data + first_group * blocks_per_group + u64::from(has_super)
+            } else {
+                gdt_start + db
+            };
+            if blk != cur_block {
+                dev.read_at(&mut blockbuf, blk * block_size).map_err(|_| {
+                    corrupt(
+                        &what,
+                        blk * block_size,
+                        "group descriptor table beyond the end of the device",
+                    )
+                })?;
+                cur_block = blk;
+            }
+            let d = &blockbuf[((g % per_block) * desc_size) as usize..];
+            let mut it = le::u32(d, 0x8) as u64;
+            if is64 && desc_size >= 64 {
+                it |= (le::u32(d, 0x28) as u64) << 32;
+            }
+            inode_tables.push(it);
+        }
+        let label =
+            String::from_utf8_lossy(sb[0x78..0x88].split(|&b| b == 0).next().unwrap_or(&[]))
+                .into_owned();
+        let mut uuid = [0u8; 16];
+        uuid.copy_from_slice(&sb[0x68..0x78]);
+        Ok(Self {
+            dev,
+            what,
+            block_size,
+            inodes_per_group,
+            inodes_count,
+            inode_size,
+            inode_tables,
+            label,
+            uuid,
+            needs_recovery: incompat & INCOMPAT_RECOVER != 0,
+        })
+    }
+
+    /// Block size in bytes.
+    pub fn block_size(&self) -> u64 {
+        self.block_size
+    }
+
+    /// Filesystem UUID.
+    pub fn uuid(&self) -> [u8; 16] {
+        self.uuid
+    }
+
+    /// The journal needs replaying (the filesystem was not cleanly unmounted):
+    /// what is read may miss the last writes.
+    pub fn needs_recovery(&self) -> bool {
+        self.needs_recovery
+    }
+
+    fn read(&self, buf: &mut [u8], off: u64, what: &str) -> Result<()> {
+        self.dev
+            .read_at(buf, off)
+            .map_err(|e| corrupt(&self.what, off, format!("{what}: {e}")))
+    }
+
+    fn raw_inode(&self, ino: u64) -> Result<Vec<u8>> {
+        if ino == 0 || ino > self.inodes_count as u64 {
+            return Err(corrupt(
+                &self.what,
+                0,
+                format!("inode number {ino} out of range 1..={}", self.inodes_count),
+            ));
+        }
+        let g = ((ino - 1) / self.inodes_per_group as u64) as usize;
+        let idx = (ino - 1) % self.inodes_per_group as u64;
+        let table = *self
+            .inode_tables
+            .get(g)
+            .ok_or_else(|| corrupt(&self.what, 0, format!("inode {ino} in missing group {g}")))?;
+        let off = table
+            .checked_mul(self.block_size)
+            .and_then(|o| o.checked_add(idx * self.inode_size))
+            .ok_or_else(|| corrupt(&self.what, 0, format!("inode {ino} offset overflows")))?;
+        let mut b = vec![0u8; self.inode_size as usize];
+        self.read(&mut b, off, &format!("inode {ino}"))?;
+        Ok(b)
+    }
+
+    fn xattrs_raw(&self, ino: u64, raw: &[u8]) -> Result<Vec<RawXattr>> {
+        let mut out = vec![];
+        let extra = le::u16(raw, 0x80) as usize;
+        if raw.len() > 128 {
+            let body = 128 + extra;
+            if body + 4 <= raw.len() && le::u32(raw, body) == XATTR_MAGIC {
+                let region = &raw[body + 4..];
+                self.parse_xattr_entries(ino, region, 0, region, &mut out)?;
+            }
+        }
+        let mut acl_blk = le::u32(raw, 0x68) as u64 | ((le::u16(raw, 0x76) as u64) << 32);
+        if acl_blk != 0 {
+            let mut b = vec![0u8; self.block_size as usize];
+            self.read(
+                &mut b,
+                acl_blk * self.block_size,
+                &format!("xattr block of inode {ino}"),
+            )?;
+            if le::u32(&b, 0) != XATTR_MAGIC {
+                return Err(corrupt(
+                    &self.what,
+                    acl_blk * self.block_size,
+                    format!("xattr block of inode {ino} has a bad magic"),
+                ));
+            }
+            self.parse_xattr_entries(ino, &b, 32, &b, &mut out)?;
+            acl_blk = 0;
+        }
+        let _ = acl_blk;
+        Ok(out)
+    }
+
+    fn parse_xattr_entries(
+        &self,
+        ino: u64,
+        entries: &[u8],
+        start: usize,
+        values: &[u8],
+        out: &mut Vec<RawXattr>,
+    ) -> Result<()> {
+        let mut p = start;
+        while p + 16 <= entries.len() && le::u32(entries, p) != 0 {
+            let name_len = entries[p] as usize;
+            let index = entries[p + 1];
+            let voff = le::u16(entries, p + 2) as usize;
+            let vinum = le::u32(entries, p + 4) as u64;
+            let vsize = le::u32(entries, p + 8) as usize;
+            let name = entries
+                .get(p + 16..p + 16 + name_len)
+                .ok_or_else(|| {
+                    corrupt(&self.what, 0, format!("xattr name of inode {ino} overruns"))
+                })?
+                .to_vec();
+            let value = if vinum != 0 {
+                let vi = self.inode(vinum)?;
+                let mut v = self.read_all(&vi, vsize as u64)?;
+                v.truncate(vsize);
+                v
+            } else {
+                values
+                    .get(voff..voff + vsize)
+                    .ok_or_else(|| {
+                        corrupt(
+                            &self.what,
+                            0,
+                            format!("xattr value of inode {ino} overruns"),
+                        )
+                    })?
+                    .to_vec()
+            };
+            out.push((index, name, value));
+            p += (16 + name_len).div_ceil(4) * 4;
+        }
+        Ok(())
+    }
+
+    fn extents(
+        &self,
+        ino: u64,
+        node: &[u8],
+        depth_left: u32,
+        out: &mut Vec<(u64, u64, u64, bool)>,
+    ) -> Result<()> {
+        if le::u16(node, 0) != EXTENT_MAGIC {
+            return Err(corrupt(
+                &self.what,
+                0,
+                format!("inode {ino}: bad extent header magic"),
+            ));
+        }
+        let n = le::u16(node, 2) as usize;
+        let depth = le::u16(node, 6);
+        if depth as u32 > depth_left || 12 + n * 12 > node.len() {
+            return Err(corrupt(
+                &self.what,
+                0,
+                format!("inode {ino}: extent tree is malformed"),
+            ));
+        }
+        for i in 0..n {
+            let e = &node[12 + i * 12..24 + i * 12];
+            if depth == 0 {
+                let lblk = le::u32(e, 0) as u64;
+                let mut len = le::u16(e, 4) as u64;
+                let uninit = len > 32768;
+                if uninit {
+                    len -= 32768;
+                }
+                let pblk = ((le::u16(e, 6) as u64) << 32) | le::u32(e, 8) as u64;
+                out.push((lblk, pblk, len, uninit));
+            } else {
+                let child = ((le::u16(e, 8) as u64) << 32) | le::u32(e, 4) as u64;
+                let mut b = vec![0u8; self.block_size as usize];
+                self.read(
+                    &mut b,
+                    child * self.block_size,
+                    &format!("extent node of inode {ino}"),
+                )?;
+                self.extents(ino, &b, depth as u32 - 1, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn blockmap(
+        &self,
+        ino: u64,
+        ptr: u64,
+        level: u32,
+        lblk: &mut u64,
+        max: u64,
+        out: &mut Vec<(u64, u64, u64, bool)>,
+    ) -> Result<()> {
+        let per = self.block_size / 4;
+        let span = per.pow(level);
+        if *lblk >= max {
+            return Ok(());
+        }
+        if ptr == 0 {
+            *lblk += span;
+            return Ok(());
+        }
+        if level == 0 {
+            out.push((*lblk, ptr, 1, false));
+            *lblk += 1;
+            return Ok(());
+        }
+        let mut b = vec![0u8; self.block_size as usize];
+        self.read(
+            &mut b,
+            ptr * self.block_size,
+            &format!("indirect block of inode {ino}"),
+        )?;
+        for i in 0..per as usize {
+            if *lblk >= max {
+                break;
+            }
+            self.blockmap(ino, le::u32(&b, i * 4) as u64, level - 1, lblk, max, out)?;
+        }
+        Ok(())
+    }
+
+    fn inline_data(&self, inode: &Inode, raw: &[u8]) -> Result<Vec<u8>> {
+        let mut data = raw[0x28..0x28 + 60].to_vec();
+        for (idx, name, value) in self.xattrs_raw(inode.ino, raw)? {
+            if idx == 7 && name == b"data" {
+                data.extend_from_slice(&value);
+            }
+        }
+        Ok(data)
+    }
+}
+
+fn has_superblock(group: u64, sparse: bool) -> bool {
+    if !sparse || group <= 1 {
+        return true;
+    }
+    for base in [3u64, 5, 7] {
+        let mut p = base;
+        while p < group {
+            p *= base;
+        }
+        if p == group {
+            return true;
+        }
+    }
+    false
+}
+
+impl FileSystem for Ext4 {
+    fn describe(&self) -> String {
+        format!("{} (ext4)", self.what)
+    }
+
+    fn label(&self) -> String {
+        self.label.clone()
+    }
+
+    fn root_ino(&self) -> u64 {
+        2
+    }
+
+    fn inode(&self, ino: u64) -> Result<Inode> {
+        let raw = self.raw_inode(ino)?;
+        let mode = le::u16(&raw, 0) as u32;
+        let file_type = match mode & 0o170000 {
+            0o100000 => FileType::Regular,
+            0o040000 => FileType::Directory,
+            0o120000 => FileType::Symlink,
+            0o020000 => FileType::CharDevice,
+            0o060000 => FileType::BlockDevice,
+            0o010000 => FileType::Fifo,
+            0o140000 => FileType::Socket,
+            other => {
+                return Err(corrupt(
+                    &self.what,
+                    0,
+                    format!("inode {ino} has unknown file type {other:#o} (mode {mode:#o})"),
+                ));
+            }
+        };
+        let extra = if self.inode_size > 128 {
+            le::u16(&raw, 0x80) as usize
+        } else {
+            0
+        };
+        let has =
+            |off: usize| self.inode_size > 128 && 128 + extra >= off + 4 && off + 4 <= raw.len();
+        let x = |off: usize| {
+            if has(off) {
+                Some(le::u32(&raw, off))
+            } else {
+                None
+            }
+        };
+        let uid = le::u16(&raw, 0x2) as u32 | ((le::u16(&raw, 0x78) as u32) << 16);
+        let gid = le::u16(&raw, 0x18) as u32 | ((le::u16(&raw, 0x7a) as u32) << 16);
+        let size = le::u32(&raw, 0x4) as u64 | ((le::u32(&raw, 0x6c) as u64) << 32);
+        let flags = le::u32(&raw, 0x20);
+        let mut rdev = (0, 0);
+        if matches!(file_type, FileType::CharDevice | FileType::BlockDevice) {
+            let b0 = le::u32(&raw, 0x28);
+            let b1 = le::u32(&raw, 0x2c);
+            rdev = if b0 != 0 {
+                ((b0 >> 8) & 0xff, b0 & 0xff)
+            } else {
+                ((b1 >> 8) & 0xfff, (b1 & 0xff) | ((b1 >> 12) & 0xfff00))
+            };
+        }
+        let mut xattrs = vec![];
+        for (idx, name, value) in self.xattrs_raw(ino, &raw)? {
+            let n = String::from_utf8_lossy(&name);
+            let (full, value) = match idx {
+                1 => (format!("user.{n}"), value),
+                2 => (
+                    "system.posix_acl_access".to_owned(),
+                    acl_to_xattr(&value).unwrap_or(value),
+                ),
+                3 => (
+                    "system.posix_acl_default".to_owned(),
+                    acl_to_xattr(&value).unwrap_or(value),
+                ),
+                4 => (format!("trusted.{n}"), value),
+                6 => (format!("security.{n}"), value),
+                7 if n == "data" => continue,
+                7 => (format!("system.{n}"), value),
+                8 => ("system.richacl".to_owned(), value),
+                _ => continue,
+            };
+            xattrs.push(Xattr { name: full, value });
+        }
+        let mut inode = Inode {
+            ino,
+            file_type,
+            mode: mode & 0o7777,
+            uid,
+            gid,
+            size,
+            nlink: le::u16(&raw, 0x1a) as u32,
+            atime: ts(le::u32(&raw, 0x8), x(0x8c)),
+            mtime: ts(le::u32(&raw, 0x10), x(0x88)),
+            ctime: ts(le::u32(&raw, 0xc), x(0x84)),
+            rdev,
+            link_target: vec![],
+            xattrs,
+        };
+        if file_type == FileType::Symlink {
+            if size > 65536 {
+                return Err(corrupt(
+                    &self.what,
+                    0,
+                    format!("symlink inode {ino} has size {size}"),
+                ));
+            }
+            if flags & FL_INLINE_DATA != 0 {
+                let mut d = self.inline_data(&inode, &raw)?;
+                d.truncate(size as usize);
+                inode.link_target = d;
+            } else if size < 60 && flags & FL_EXTENTS == 0 {
+                inode.link_target = raw[0x28..0x28 + size as usize].to_vec();
+            } else {
+                inode.link_target = self.read_all(&inode, size)?;
+            }
+        }
+        Ok(inode)
+    }
+
+    fn read_dir(&self, dir: &Inode) -> Result<Vec<DirEntry>> {
+        let raw = self.raw_inode(dir.ino)?;
+        let flags = le::u32(&raw, 0x20);
+        let mut out = vec![];
+        let mut parse = |buf: &[u8], block_len: usize| -> Result<()> {
+            let mut p = 0usize;
+            while p + 8 <= buf.len() {
+                let ino = le::u32(buf, p) as u64;
+                let mut rec = le::u16(buf, p + 4) as usize;
+                if block_len == 65536 && (rec == 0 || rec == 65535) {
+                    rec = 65536;
+                }
+                let nlen = buf[p + 6] as usize;
+                if rec < 8 || p + rec > buf.len() {
+                    return Err(corrupt(
+                        &self.what,
+                        0,
+                        format!("directory inode {} has a bad record length {rec}", dir.ino),
+                    ));
+                }
+                if ino != 0 && nlen > 0 && 8 + nlen <= rec {
+                    let name = &buf[p + 8..p + 8 + nlen];
+                    if name != b"." && name != b".." {
+                        out.push(DirEntry {
+                            name: name.to_vec(),
+                            ino,
+                        });
+                    }
+                }
+                p += rec;
+            }
+            Ok(())
+        };
+        if flags & FL_INLINE_DATA != 0 {
+            let data = self.inline_data(dir, &raw)?;
+            // 4 bytes of parent inode, then entries to the end of i_block,
+            // then the entries stored in system.data.
+            parse(&data[4..60], 56)?;
+            if data.len() > 60 {
+                parse(&data[60..], data.len() - 60)?;
+            }
+            return Ok(out);
+        }
+        let runs = self.runs(dir)?;
+        let bs = self.block_size as usize;
+        for r in &runs {
+            let mut buf = vec![0u8; r.len() as usize];
+            self.read_file_at(std::slice::from_ref(r), &mut buf, r.logical())?;
+            for block in buf.chunks(bs) {
+                parse(block, bs)?;
+            }
+        }
+        Ok(out)
+    }
+
+    fn runs(&self, file: &Inode) -> Result<Vec<Run>> {
+        let raw = self.raw_inode(file.ino)?;
+        let flags = le::u32(&raw, 0x20);
+        if flags & FL_ENCRYPT != 0 {
+            return Err(unsupported(
+                &self.what,
+                format!("encrypted inode {}", file.ino),
+            ));
+        }
+        if flags & FL_INLINE_DATA != 0 {
+            let mut d = self.inline_data(file, &raw)?;
+            d.truncate(file.size as usize);
+            return Ok(if d.is_empty() {
+                vec![]
+            } else {
+                vec![Run::Inline {
+                    logical: 0,
+                    data: d,
+                }]
+            });
+        }
+        let bs = self.block_size;
+        let nblocks = file.size.div_ceil(bs);
+        let mut ext = vec![];
+        if flags & FL_EXTENTS != 0 {
+            self.extents(file.ino, &raw[0x28..0x28 + 60], 5, &mut ext)?;
+        } else {
+            let mut lblk = 0u64;
+            for i in 0..12 {
+                self.blockmap(
+                    file.ino,
+                    le::u32(&raw, 0x28 + i * 4) as u64,
+                    0,
+                    &mut lblk,
+                    nblocks,
+                    &mut ext,
+                )?;
+            }
+            for (i, level) in [(12usize, 1u32), (13, 2), (14, 3)] {
+                self.blockmap(
+                    file.ino,
+                    le::u32(&raw, 0x28 + i * 4) as u64,
+                    level,
+                    &mut lblk,
+                    nblocks,
+                    &mut ext,
+                )?;
+            }
+        }
+        ext.sort_unstable_by_key(|e| e.0);
+        let dev_size = self.dev.size();
+        let mut runs: Vec<Run> = vec![];
+        for (lblk, pblk, len, uninit) in ext {
+            if uninit || len == 0 || lblk >= nblocks {
+                continue;
+            }
+            let logical = lblk * bs;
+            let physical = pblk * bs;
+            let len = (len * bs).min(file.size - logical);
+            if physical.checked_add(len).is_none_or(|e| e > dev_size) {
+                return Err(corrupt(
+                    &self.what,
+                    physical,
+                    format!(
+                        "inode {} maps data beyond the end of the filesystem",
+                        file.ino
+                    ),
+                ));
+            }
+            if let Some(Run::Data {
+                logical: pl,
+                len: plen,
+                physical: pp,
+            }) = runs.last_mut()
+            {
+                if *pl + *plen == logical && *pp + *plen == physical {
+                    *plen += len;
+                    continue;
+                }
+                if *pl + *plen > logical {
+                    return Err(corrupt(
+                        &self.what,
+                        physical,
+                        format!("inode {} has overlapping extents", file.ino),
+                    ));
+                }
+            }
+            runs.push(Run::Data {
+                logical,
+                len,
+                physical,
+            });
+        }
+        Ok(runs)
+    }
+
+    fn device(&self) -> &dyn BlockDevice {
+        &*self.dev
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acl_is_converted_to_xattr_format() {
+        let mut v = 1u32.to_le_bytes().to_vec();
+        v.extend_from_slice(&[1, 0, 6, 0]); // USER_OBJ rw
+        v.extend_from_slice(&[2, 0, 4, 0, 0xe8, 3, 0, 0]); // USER 1000 r
+        v.extend_from_slice(&[0x20, 0, 0, 0]); // OTHER
+        let x = acl_to_xattr(&v).unwrap();
+        assert_eq!(x.len(), 4 + 3 * 8);
+        assert_eq!(&x[0..4], &2u32.to_le_bytes());
+        assert_eq!(&x[4..12], &[1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(&x[12..20], &[2, 0, 4, 0, 0xe8, 3, 0, 0]);
+    }
+
+    #[test]
+    fn extra_time_decodes_epoch_and_nanoseconds() {
+        let t = ts(5, Some((123 << 2) | 1));
+        assert_eq!(
+            t,
+            Timestamp {
+                sec: 5 + (1 << 32),
+                nsec: 123
+            }
+        );
+    }
+
+    #[test]
+    fn sparse_super_groups() {
+        assert!(
+            has_superblock(0, true)
+                && has_superblock(1, true)
+                && has_superblock(9, true)
+                && has_superblock(49, true)
+        );
+        assert!(!has_superblock(2, true) && !has_superblock(10, true));
+    }
+}
