@@ -1,5 +1,6 @@
 //! kiln-build: plan, preflight, the step pipeline, and events.
 
 pub mod checksum;
+pub mod download;
 pub mod events;
 pub mod http;
