@@ -4,3 +4,4 @@ pub mod checksum;
 pub mod download;
 pub mod events;
 pub mod http;
+pub mod pipeline;
