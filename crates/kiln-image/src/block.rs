@@ -21,6 +21,11 @@ pub trait BlockDevice: Send + Sync {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()>;
     /// A short description for error messages (`disk.qcow2`, `disk.qcow2 partition 2`).
     fn describe(&self) -> String;
+    /// Like [`read_at`](Self::read_at) but never fills a cache: file contents
+    /// are read once and must not evict metadata.
+    fn read_direct(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.read_at(buf, offset)
+    }
 }
 
 impl<T: BlockDevice + ?Sized> BlockDevice for Arc<T> {
@@ -33,6 +38,9 @@ impl<T: BlockDevice + ?Sized> BlockDevice for Arc<T> {
     fn describe(&self) -> String {
         (**self).describe()
     }
+    fn read_direct(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        (**self).read_direct(buf, offset)
+    }
 }
 
 impl<T: BlockDevice + ?Sized> BlockDevice for Box<T> {
@@ -44,6 +52,9 @@ impl<T: BlockDevice + ?Sized> BlockDevice for Box<T> {
     }
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn read_direct(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        (**self).read_direct(buf, offset)
     }
 }
 
@@ -166,6 +177,10 @@ impl<D: BlockDevice> BlockDevice for SliceDevice<D> {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         check_bounds(&|| self.describe(), self.len, offset, buf.len())?;
         self.inner.read_at(buf, self.start + offset)
+    }
+    fn read_direct(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        check_bounds(&|| self.describe(), self.len, offset, buf.len())?;
+        self.inner.read_direct(buf, self.start + offset)
     }
     fn describe(&self) -> String {
         self.name.clone()
@@ -292,6 +307,10 @@ impl<D: BlockDevice> BlockDevice for CachedDevice<D> {
     }
     fn describe(&self) -> String {
         self.inner.describe()
+    }
+    fn read_direct(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        check_bounds(&|| self.describe(), self.size(), offset, buf.len())?;
+        self.inner.read_direct(buf, offset)
     }
 }
 

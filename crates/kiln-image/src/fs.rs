@@ -155,7 +155,9 @@ pub trait FileSystem: Send + Sync {
             let e = re.min(end);
             let dst = &mut buf[(s - offset) as usize..(e - offset) as usize];
             match r {
-                Run::Data { physical, .. } => self.device().read_at(dst, physical + (s - rs))?,
+                Run::Data { physical, .. } => {
+                    self.device().read_direct(dst, physical + (s - rs))?
+                }
                 Run::Inline { data, .. } => {
                     dst.copy_from_slice(&data[(s - rs) as usize..(e - rs) as usize])
                 }

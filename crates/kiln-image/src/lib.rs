@@ -21,4 +21,5 @@ pub mod vfat;
 pub use error::{ImageError, Result};
 pub use image::{Disk, FsKind, ImageFormat, RootSelector};
 pub mod gzip;
+pub mod scrub;
 pub mod tar;

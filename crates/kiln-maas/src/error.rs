@@ -1,0 +1,44 @@
+//! Errors of the MAAS artifact writers.
+
+use std::io;
+use std::path::PathBuf;
+
+use kiln_image::ImageError;
+
+/// An error while writing a MAAS artifact.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    /// Reading the image failed.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// Reading a file of the image failed.
+    #[error("cannot read `/{entry}` from the image")]
+    Entry {
+        /// Path inside the image.
+        entry: String,
+        /// Cause.
+        #[source]
+        source: ImageError,
+    },
+    /// Writing the output failed.
+    #[error("cannot write `{path}`")]
+    Write {
+        /// Output path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The local curtin directory could not be read.
+    #[error("cannot read the curtin directory `{path}`")]
+    Curtin {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: io::Error,
+    },
+    /// An option is invalid.
+    #[error("{0}")]
+    Invalid(String),
+}
