@@ -11,9 +11,13 @@
 pub mod bootcmd;
 pub mod config;
 pub mod disk;
+pub mod firmware;
 pub mod placeholders;
 pub mod plan;
+pub mod process;
+pub mod qmp;
 pub mod schema;
+pub mod typing;
 
 #[cfg(test)]
 mod testutil;
