@@ -141,13 +141,11 @@ async fn vm_bad_qemuargs_switch_reports_qemus_own_error() {
 }
 
 /// A 64 KiB BIOS that halts at once: no firmware output at all.
-fn silent_rom(dir: &Path) -> PathBuf {
+fn silent_rom() -> Vec<u8> {
     let mut rom = vec![0xffu8; 65536];
     rom[..4].copy_from_slice(&[0xfa, 0xf4, 0xeb, 0xfd]); // cli; hlt; jmp $-1
     rom[0xfff0..0xfff5].copy_from_slice(&[0xea, 0x00, 0x00, 0x00, 0xf0]); // jmp f000:0000
-    let path = dir.join("silent.rom");
-    std::fs::write(&path, rom).unwrap();
-    path
+    rom
 }
 
 #[tokio::test]
@@ -158,7 +156,8 @@ async fn vm_silent_guest_trips_the_boot_watchdog() {
     }
     let _vm = VM.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let rom = silent_rom(dir.path());
+    let rom = dir.path().join("silent.rom");
+    std::fs::write(&rom, silent_rom()).unwrap();
     let qemu = QemuProcess::spawn(cmd(&[
         "-nodefaults",
         "-machine",
