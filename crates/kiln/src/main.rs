@@ -1,1 +1,10 @@
-fn main() {}
+//! kiln: build machine images from Packer HCL2 templates.
+
+mod cli;
+mod cmd;
+mod exit;
+mod render;
+
+fn main() -> std::process::ExitCode {
+    cli::run(std::env::args_os().collect()).into()
+}

@@ -1,0 +1,281 @@
+//! Finding and parsing files, as Packer's `GetHCL2Files`: a directory's
+//! `*.pkr.hcl` then `*.pkr.json` by file name (no subdirectories), its
+//! `*.auto.pkrvars.hcl` then `*.auto.pkrvars.json` sorted, then each
+//! `-var-file` in command-line order.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{Diags, OriginKind, relative_to};
+use crate::decode::did_you_mean;
+use crate::diag::Diag;
+use crate::source::SourceFile;
+use crate::syntax::{self, SFile, SItem};
+
+pub(crate) struct Found {
+    pub root: PathBuf,
+    pub hcl: Vec<PathBuf>,
+    pub json: Vec<PathBuf>,
+    pub auto_hcl: Vec<PathBuf>,
+    pub auto_json: Vec<PathBuf>,
+    pub var_files: Vec<PathBuf>,
+}
+
+pub(crate) struct Parsed {
+    pub templates: Vec<SFile>,
+    /// Var files in precedence order (lowest first).
+    pub var_files: Vec<(SFile, OriginKind)>,
+}
+
+impl Parsed {
+    pub fn all_files(&self) -> Vec<Arc<SourceFile>> {
+        self.templates
+            .iter()
+            .map(|f| f.src.clone())
+            .chain(self.var_files.iter().map(|(f, _)| f.src.clone()))
+            .collect()
+    }
+}
+
+const HCL: &str = ".pkr.hcl";
+const JSON: &str = ".pkr.json";
+const AUTO_HCL: &str = ".auto.pkrvars.hcl";
+const AUTO_JSON: &str = ".auto.pkrvars.json";
+
+pub(crate) fn discover(path: &Path, var_files: &[PathBuf]) -> Result<Found, Vec<Diag>> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        vec![Diag::error(format!("cannot read `{}`", path.display())).detail(e.to_string())]
+    })?;
+    let mut found = Found {
+        root: path.to_path_buf(),
+        hcl: Vec::new(),
+        json: Vec::new(),
+        auto_hcl: Vec::new(),
+        auto_json: Vec::new(),
+        var_files: var_files.to_vec(),
+    };
+    if meta.is_dir() {
+        let entries = std::fs::read_dir(path).map_err(|e| {
+            vec![
+                Diag::error(format!("cannot read directory `{}`", path.display()))
+                    .detail(e.to_string()),
+            ]
+        })?;
+        let mut names: Vec<(std::ffi::OsString, PathBuf, bool)> = Vec::new();
+        for entry in entries.flatten() {
+            let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            names.push((entry.file_name(), entry.path(), is_dir));
+        }
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, p, is_dir) in names {
+            if is_dir {
+                continue;
+            }
+            let name = name.to_string_lossy();
+            if name.ends_with(HCL) {
+                found.hcl.push(p);
+            } else if name.ends_with(JSON) {
+                found.json.push(p);
+            } else if name.ends_with(AUTO_HCL) {
+                found.auto_hcl.push(p);
+            } else if name.ends_with(AUTO_JSON) {
+                found.auto_json.push(p);
+            }
+        }
+    } else {
+        found.root = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = path.to_string_lossy();
+        if name.ends_with(HCL) {
+            found.hcl.push(path.to_path_buf());
+        } else if name.ends_with(JSON) {
+            found.json.push(path.to_path_buf());
+        }
+    }
+    if found.hcl.is_empty() && found.json.is_empty() {
+        return Err(vec![
+            Diag::error(format!("could not find any config file in `{}`", path.display()))
+                .detail("a config file must be suffixed with `.pkr.hcl` or `.pkr.json`; a folder can be referenced"),
+        ]);
+    }
+    Ok(found)
+}
+
+fn read(path: &Path, root: &Path) -> Result<Arc<SourceFile>, Diag> {
+    let name = relative_to(path, root);
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Diag::error(format!("cannot read `{name}`")).detail(e.to_string()))?;
+    Ok(Arc::new(SourceFile::new(name, path.to_path_buf(), text)))
+}
+
+fn parse_one(
+    path: &Path,
+    root: &Path,
+    json: bool,
+    schema: &syntax::Schema,
+    diags: &mut Diags,
+) -> Option<SFile> {
+    let src = match read(path, root) {
+        Ok(s) => s,
+        Err(d) => {
+            diags.push(d);
+            return None;
+        }
+    };
+    let r = if json {
+        syntax::parse_json(&src, schema)
+    } else {
+        syntax::parse_hcl(&src)
+    };
+    match r {
+        Ok(f) => Some(f),
+        Err(ds) => {
+            ds.into_iter().for_each(|d| diags.push(d));
+            None
+        }
+    }
+}
+
+pub(crate) fn parse_all(found: &Found, diags: &mut Diags) -> Parsed {
+    let mut templates = Vec::new();
+    for p in &found.hcl {
+        templates.extend(parse_one(p, &found.root, false, &syntax::ROOT, diags));
+    }
+    for p in &found.json {
+        templates.extend(parse_one(p, &found.root, true, &syntax::ROOT, diags));
+    }
+    let mut var_files = Vec::new();
+    for p in &found.auto_hcl {
+        var_files.extend(
+            parse_one(p, &found.root, false, &syntax::OPAQUE, diags)
+                .map(|f| (f, OriginKind::AutoVarFile)),
+        );
+    }
+    for p in &found.auto_json {
+        var_files.extend(
+            parse_one(p, &found.root, true, &syntax::OPAQUE, diags)
+                .map(|f| (f, OriginKind::AutoVarFile)),
+        );
+    }
+    for p in &found.var_files {
+        match p.extension().and_then(|e| e.to_str()) {
+            Some("hcl") => {
+                var_files.extend(
+                    parse_one(p, &found.root, false, &syntax::OPAQUE, diags)
+                        .map(|f| (f, OriginKind::VarFile)),
+                );
+            }
+            Some("json") => {
+                var_files.extend(
+                    parse_one(p, &found.root, true, &syntax::OPAQUE, diags)
+                        .map(|f| (f, OriginKind::VarFile)),
+                );
+            }
+            _ => diags.push(
+                Diag::error(format!("could not guess format of `{}`", p.display()))
+                    .detail("a var file must be suffixed with `.hcl` or `.json`"),
+            ),
+        }
+    }
+    Parsed {
+        templates,
+        var_files,
+    }
+}
+
+/// Top-level blocks and how many labels each takes.
+pub(crate) const TOP_LEVEL: &[(&str, usize)] = &[
+    ("packer", 0),
+    ("source", 2),
+    ("variables", 0),
+    ("variable", 1),
+    ("locals", 0),
+    ("local", 1),
+    ("build", 0),
+    ("data", 2),
+];
+
+pub(crate) fn label_names(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "source" | "data" => &["type", "name"],
+        "variable" | "local" => &["name"],
+        "provisioner" | "post-processor" | "error-cleanup-provisioner" => &["type"],
+        _ => &[],
+    }
+}
+
+/// Check a block's label count; report and return false when wrong.
+pub(crate) fn check_labels(
+    file: &SFile,
+    b: &syntax::SBlock,
+    want: usize,
+    diags: &mut Diags,
+) -> bool {
+    if b.labels.len() == want {
+        return true;
+    }
+    let names = label_names(&b.kind);
+    if b.labels.len() < want {
+        let missing = names.get(b.labels.len()).copied().unwrap_or("label");
+        diags.push(
+            Diag::error(format!("missing {missing} label for `{}` block", b.kind))
+                .at(&file.src, b.def_span.clone())
+                .detail(format!(
+                    "all `{}` blocks must have {want} label(s): {}",
+                    b.kind,
+                    names.join(", ")
+                )),
+        );
+    } else {
+        let extra = &b.labels[want];
+        diags.push(
+            Diag::error(format!("extraneous label for `{}` block", b.kind))
+                .at(&file.src, extra.1.clone())
+                .detail(format!(
+                    "only {want} label(s) are expected for `{}` blocks{}",
+                    b.kind,
+                    if names.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", names.join(", "))
+                    }
+                )),
+        );
+    }
+    false
+}
+
+pub(crate) fn check_top_level(files: &[SFile], diags: &mut Diags) {
+    let kinds: Vec<&str> = TOP_LEVEL.iter().map(|(k, _)| *k).collect();
+    for f in files {
+        for item in &f.body.items {
+            match item {
+                SItem::Attr(a) => diags.push(
+                    Diag::error(format!("unsupported argument `{}`", a.name))
+                        .at(&f.src, a.name_span.clone())
+                        .detail("attributes are not allowed at the top level of a template; only blocks are")
+                        .help_opt(did_you_mean(&a.name, &kinds).map(|s| format!("did you mean the `{s}` block?"))),
+                ),
+                SItem::Block(b) => match TOP_LEVEL.iter().find(|(k, _)| *k == b.kind) {
+                    Some((_, n)) => {
+                        if check_labels(f, b, *n, diags) && b.kind == "data" {
+                            diags.push(
+                                Diag::error(format!("unknown data source type `{}`", b.labels[0].0))
+                                    .at(&f.src, b.labels[0].1.clone())
+                                    .detail("kiln has no data sources yet"),
+                            );
+                        }
+                    }
+                    None => diags.push(
+                        Diag::error(format!("unsupported block type `{}`", b.kind))
+                            .at(&f.src, b.kind_span.clone())
+                            .detail(format!("blocks of type `{}` are not expected here", b.kind))
+                            .help_opt(did_you_mean(&b.kind, &kinds).map(|s| format!("did you mean `{s}`?"))),
+                    ),
+                },
+            }
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! Loading a template as Packer does: find the files, parse them, collect
+//! variables with their provenance, evaluate locals in dependency order,
+//! and evaluate each selected build's blocks.
+
+mod builds;
+mod files;
+mod filter;
+mod locals;
+mod scope;
+mod vars;
+pub mod version;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use crate::body::Body;
+use crate::diag::Diag;
+use crate::eval::{EvalError, types};
+use crate::source::SourceFile;
+use crate::span::Span;
+use crate::syntax::SExpr;
+use crate::value::{Type, Value};
+
+pub use filter::BuildFilter;
+pub use vars::describe_origin;
+pub use version::PACKER_COMPAT_VERSION;
+
+/// Environment variable prefix Packer reads variable values from.
+pub const VAR_ENV_PREFIX: &str = "PKR_VAR_";
+
+/// What to load and with which variable inputs.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// A directory or a single `*.pkr.hcl` / `*.pkr.json` file.
+    pub path: PathBuf,
+    /// `-var-file` arguments, in command-line order.
+    pub var_files: Vec<PathBuf>,
+    /// `-var name=value` arguments, in command-line order.
+    pub vars: Vec<(String, String)>,
+    /// The process environment (only `PKR_VAR_*` entries are used).
+    pub env: Vec<(String, String)>,
+    /// `-only` globs.
+    pub only: Vec<String>,
+    /// `-except` globs.
+    pub except: Vec<String>,
+    /// The working directory (`path.cwd`, relative paths of functions).
+    pub cwd: PathBuf,
+}
+
+impl LoadOptions {
+    /// Options for `path` with this process's environment and directory.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        LoadOptions {
+            path: path.into(),
+            env: std::env::vars().collect(),
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            ..LoadOptions::default()
+        }
+    }
+}
+
+/// Where a variable's value came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OriginKind {
+    Default,
+    Env,
+    AutoVarFile,
+    VarFile,
+    Cli,
+}
+
+impl OriginKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OriginKind::Default => "default",
+            OriginKind::Env => "env",
+            OriginKind::AutoVarFile => "auto-var-file",
+            OriginKind::VarFile => "var-file",
+            OriginKind::Cli => "cli",
+        }
+    }
+}
+
+/// One value offered for a variable.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Assignment {
+    pub kind: OriginKind,
+    /// The file (relative to the template directory), for defaults and var files.
+    pub file: Option<Arc<str>>,
+    pub line: Option<u32>,
+    pub span: Option<Span>,
+    /// How it was given outside files: `PKR_VAR_name`, `-var name=...`.
+    pub given_as: Option<String>,
+    pub value: Value,
+}
+
+/// An input variable with its whole ladder of values.
+#[derive(Clone, Debug)]
+pub struct Variable {
+    pub name: String,
+    /// The `variable` block (or the attribute in a `variables` block).
+    pub span: Span,
+    pub declared_type: Option<Type>,
+    /// The type values are converted to: declared, or implied by the default.
+    pub ty: Option<Type>,
+    pub description: Option<String>,
+    pub sensitive: bool,
+    /// Every value offered, lowest precedence first; the last one wins.
+    pub history: Vec<Assignment>,
+    pub(crate) failed: bool,
+}
+
+impl Variable {
+    /// The winning assignment.
+    pub fn origin(&self) -> Option<&Assignment> {
+        self.history.last()
+    }
+
+    /// The value in effect.
+    pub fn value(&self) -> Option<&Value> {
+        self.history.last().map(|a| &a.value)
+    }
+
+    /// The type as written in HCL (`string`, `list(string)`), or the type
+    /// implied by the value for an untyped variable.
+    pub fn type_string(&self) -> String {
+        match (&self.declared_type, &self.ty) {
+            (Some(t), _) => types::type_string(t),
+            (None, Some(t)) => types::type_string(t),
+            (None, None) => "any".into(),
+        }
+    }
+}
+
+/// A local value.
+#[derive(Clone, Debug)]
+pub struct Local {
+    pub name: String,
+    pub span: Span,
+    pub value: Option<Value>,
+    /// Declared sensitive (`local` block) or derived from a sensitive value.
+    pub sensitive: bool,
+}
+
+/// A `source` as used by one build, with the build's overrides merged in.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// The builder type (`qemu`).
+    pub kind: String,
+    /// The name in this build (the `name` override, or the source's name).
+    pub name: String,
+    /// The name of the top-level source block.
+    pub source_name: String,
+    pub body: Body,
+    pub span: Span,
+}
+
+/// A `provisioner` (or `error-cleanup-provisioner`) block.
+#[derive(Clone, Debug)]
+pub struct Provisioner {
+    pub kind: String,
+    pub name: Option<String>,
+    pub only: Vec<String>,
+    pub except: Vec<String>,
+    pub pause_before: Option<Duration>,
+    pub max_retries: u32,
+    pub timeout: Option<Duration>,
+    pub override_: Option<Value>,
+    /// The provisioner's own fields, evaluated for this build.
+    pub body: Body,
+    pub span: Span,
+}
+
+/// A `post-processor` block.
+#[derive(Clone, Debug)]
+pub struct PostProcessor {
+    pub kind: String,
+    pub name: Option<String>,
+    pub only: Vec<String>,
+    pub except: Vec<String>,
+    pub keep_input_artifact: Option<bool>,
+    pub body: Body,
+    pub span: Span,
+}
+
+/// One build: a source of a `build` block.
+#[derive(Clone, Debug)]
+pub struct Build {
+    /// `<build.name>.<type>.<name>`, or `<type>.<name>` for an unnamed build.
+    pub name: String,
+    pub build_name: Option<String>,
+    pub description: Option<String>,
+    pub source: Source,
+    pub provisioners: Vec<Provisioner>,
+    pub error_cleanup_provisioner: Option<Provisioner>,
+    /// Chains of post-processors; each chain runs on the build's artifact.
+    pub post_processors: Vec<Vec<PostProcessor>>,
+    pub span: Span,
+}
+
+/// A plugin named in `required_plugins`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequiredPlugin {
+    pub name: String,
+    pub source: Option<String>,
+    pub version: Option<String>,
+    pub span: Span,
+}
+
+/// A loaded template.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The template directory (`path.root`).
+    pub root: PathBuf,
+    /// Every file read, in load order.
+    pub files: Vec<Arc<SourceFile>>,
+    /// Input variables, in declaration order.
+    pub variables: IndexMap<String, Variable>,
+    /// Locals, in declaration order.
+    pub locals: IndexMap<String, Local>,
+    /// The selected builds, in template order.
+    pub builds: Vec<Build>,
+    /// Names of every build before `-only`/`-except`.
+    pub all_build_names: Vec<String>,
+    /// `required_version` constraints, checked against [`PACKER_COMPAT_VERSION`].
+    pub required_versions: Vec<String>,
+    pub required_plugins: Vec<RequiredPlugin>,
+    pub warnings: Vec<Diag>,
+    sensitive: BTreeSet<String>,
+}
+
+impl Loaded {
+    /// Every sensitive string of this run (values of sensitive variables and
+    /// locals), for the redactor and the leak scan. Longest first.
+    pub fn sensitive_values(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.sensitive.iter().cloned().collect();
+        v.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        v
+    }
+
+    /// The file a span points into.
+    pub fn file(&self, name: &str) -> Option<&Arc<SourceFile>> {
+        self.files.iter().find(|f| &*f.name == name)
+    }
+}
+
+/// A template that could not be loaded: every error found, and the warnings.
+#[derive(Debug, thiserror::Error)]
+#[error("the template has {} error(s)", errors.len())]
+pub struct LoadFailure {
+    pub errors: Vec<Diag>,
+    pub warnings: Vec<Diag>,
+    /// The variables as far as they could be resolved (for `vars explain`
+    /// on a template that does not load).
+    pub variables: IndexMap<String, Variable>,
+}
+
+/// Collected diagnostics of a run.
+#[derive(Default)]
+pub(crate) struct Diags {
+    pub errors: Vec<Diag>,
+    pub warnings: Vec<Diag>,
+}
+
+impl Diags {
+    pub fn push(&mut self, d: Diag) {
+        if d.is_error() {
+            self.errors.push(d);
+        } else {
+            self.warnings.push(d);
+        }
+    }
+
+    /// An evaluation error as a diagnostic at its place; errors that only
+    /// repeat an earlier one (a failed variable or local) are dropped.
+    pub fn eval(&mut self, file: &Arc<SourceFile>, expr: &SExpr, e: EvalError) {
+        if let Some(d) = eval_diag(file, expr, e) {
+            self.push(d);
+        }
+    }
+}
+
+pub(crate) fn eval_diag(file: &Arc<SourceFile>, expr: &SExpr, e: EvalError) -> Option<Diag> {
+    if e.summary == "__failed__" {
+        return None;
+    }
+    let range = expr.range_of(e.range);
+    let mut d = Diag::error(e.summary).at(file, range);
+    if let Some(detail) = e.detail {
+        d = d.detail(detail);
+    }
+    Some(d.help_opt(e.help))
+}
+
+/// Load a template with Packer's rules. Every error found is reported.
+pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadFailure> {
+    let mut diags = Diags::default();
+    let found = match files::discover(&opts.path, &opts.var_files) {
+        Ok(f) => f,
+        Err(d) => {
+            return Err(LoadFailure {
+                errors: d,
+                warnings: Vec::new(),
+                variables: IndexMap::new(),
+            });
+        }
+    };
+    let parsed = files::parse_all(&found, &mut diags);
+    if !diags.errors.is_empty() {
+        return Err(LoadFailure {
+            errors: diags.errors,
+            warnings: diags.warnings,
+            variables: IndexMap::new(),
+        });
+    }
+    let root = found.root.clone();
+    let cwd = opts.cwd.clone();
+
+    let required_versions = version::check_packer_blocks(&parsed.templates, &mut diags);
+    let required_plugins = version::required_plugins(&parsed.templates, &mut diags);
+    files::check_top_level(&parsed.templates, &mut diags);
+
+    let mut declared = vars::declare(&parsed.templates, &cwd, &mut diags);
+    declared.sources = parsed.all_files();
+    vars::assign(&mut declared, &parsed, opts, &mut diags);
+    vars::finish(&mut declared, &cwd, &mut diags);
+    let variables = declared.vars;
+
+    let path_value = scope::path_value(&root, &cwd);
+    let locals = locals::evaluate(&parsed.templates, &variables, &path_value, &cwd, &mut diags);
+
+    let filter = match BuildFilter::new(&opts.only, &opts.except) {
+        Ok(f) => f,
+        Err(d) => {
+            diags.push(d);
+            BuildFilter::default()
+        }
+    };
+    let (builds, all_build_names) = builds::evaluate(
+        &parsed.templates,
+        &variables,
+        &locals,
+        &path_value,
+        &cwd,
+        &filter,
+        &mut diags,
+    );
+    filter.warn_unmatched(&all_build_names, &mut diags);
+
+    if !diags.errors.is_empty() {
+        return Err(LoadFailure {
+            errors: diags.errors,
+            warnings: diags.warnings,
+            variables,
+        });
+    }
+
+    let mut sensitive = BTreeSet::new();
+    for v in variables.values().filter(|v| v.sensitive) {
+        for a in &v.history {
+            collect_strings(&a.value, &mut sensitive);
+        }
+    }
+    for l in locals.values().filter(|l| l.sensitive) {
+        if let Some(v) = &l.value {
+            collect_strings(v, &mut sensitive);
+        }
+    }
+
+    Ok(Loaded {
+        root,
+        files: parsed.all_files(),
+        variables,
+        locals,
+        builds,
+        all_build_names,
+        required_versions,
+        required_plugins,
+        warnings: diags.warnings,
+        sensitive,
+    })
+}
+
+fn collect_strings(v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::String(s) if !s.is_empty() => {
+            out.insert(s.clone());
+        }
+        Value::List(items) | Value::Set(items) | Value::Tuple(items) => {
+            items.iter().for_each(|i| collect_strings(i, out));
+        }
+        Value::Map(m) | Value::Object(m) => m.values().for_each(|i| collect_strings(i, out)),
+        _ => {}
+    }
+}
+
+/// `path` shown relative to `base` (with `..` where needed).
+pub fn relative_to(path: &Path, base: &Path) -> String {
+    let abs = |p: &Path| -> PathBuf {
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir().unwrap_or_default().join(p)
+        };
+        let mut out = PathBuf::new();
+        for c in p.components() {
+            match c {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                other => out.push(other),
+            }
+        }
+        out
+    };
+    let (p, b) = (abs(path), abs(base));
+    let pc: Vec<_> = p.components().collect();
+    let bc: Vec<_> = b.components().collect();
+    let common = pc.iter().zip(&bc).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..bc.len() {
+        out.push("..");
+    }
+    for c in &pc[common..] {
+        out.push(c);
+    }
+    if out.as_os_str().is_empty() {
+        ".".into()
+    } else {
+        out.to_string_lossy().into_owned()
+    }
+}

@@ -1,0 +1,204 @@
+//! The command line: clap types, Packer's single-dash flags, dispatch.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use kiln_template::load::LoadOptions;
+
+use crate::cmd;
+use crate::exit::Exit;
+use crate::render;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kiln",
+    version,
+    about = "Build machine images from Packer HCL2 templates",
+    long_about = "Build machine images from Packer HCL2 templates, with Packer's semantics.\n\nPacker's single-dash flags (`-var`, `-var-file`, `-only`, …) are accepted as well as `--var`."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check that a template is valid (exit 1 on errors, as Packer).
+    Validate(cmd::validate::Args),
+    /// Show a template's variables (with where each value came from), locals and builds.
+    Inspect(cmd::inspect::Args),
+    /// Explain variables.
+    Vars {
+        #[command(subcommand)]
+        command: VarsCommand,
+    },
+    /// Rewrite HCL files in the canonical format, as `packer fmt`.
+    Fmt(cmd::fmt::Args),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VarsCommand {
+    /// Show every value offered for a variable, lowest precedence first, and which one wins.
+    Explain(cmd::vars::ExplainArgs),
+}
+
+/// The flags every template command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TemplateArgs {
+    /// Set a variable: `-var name=value` (repeatable; always wins over var files).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Read variable values from a file (`.pkrvars.hcl` or `.json`; repeatable, later wins).
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+    /// Only the builds matching these globs (comma-separated or repeated).
+    #[arg(long, value_name = "GLOB")]
+    pub only: Vec<String>,
+    /// All builds but those matching these globs (comma-separated or repeated).
+    #[arg(long, value_name = "GLOB")]
+    pub except: Vec<String>,
+    /// A template directory, or a single `.pkr.hcl`/`.pkr.json` file.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+}
+
+impl TemplateArgs {
+    /// Loader options from the flags and this process's environment.
+    pub fn load_options(&self) -> Result<LoadOptions, String> {
+        let mut opts = LoadOptions::new(&self.path);
+        for v in &self.vars {
+            let Some((k, val)) = v.split_once('=') else {
+                return Err(format!("invalid -var `{v}`: expected `name=value`"));
+            };
+            opts.vars.push((k.to_string(), val.to_string()));
+        }
+        opts.var_files.clone_from(&self.var_files);
+        opts.only.clone_from(&self.only);
+        opts.except.clone_from(&self.except);
+        Ok(opts)
+    }
+}
+
+/// Long flags that Packer spells with one dash.
+const SINGLE_DASH: &[&str] = &[
+    "var",
+    "var-file",
+    "only",
+    "except",
+    "json",
+    "check",
+    "diff",
+    "write",
+    "recursive",
+    "help",
+    "version",
+];
+
+/// Turn Packer's `-var x=1` / `-var=x=1` into `--var …` (before any `--`).
+pub fn normalize_args(args: Vec<OsString>) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut rest = false;
+    for (i, a) in args.into_iter().enumerate() {
+        if i == 0 || rest {
+            out.push(a);
+            continue;
+        }
+        let Some(s) = a.to_str() else {
+            out.push(a);
+            continue;
+        };
+        if s == "--" {
+            rest = true;
+            out.push(a);
+            continue;
+        }
+        if let Some(flag) = s.strip_prefix('-')
+            && !flag.starts_with('-')
+            && SINGLE_DASH.contains(&flag.split('=').next().unwrap_or(""))
+        {
+            out.push(OsString::from(format!("-{s}")));
+            continue;
+        }
+        out.push(a);
+    }
+    out
+}
+
+/// Parse the command line and run the command.
+pub fn run(args: Vec<OsString>) -> Exit {
+    let cli = match Cli::try_parse_from(normalize_args(args)) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Ok
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match cli.command {
+        Command::Validate(a) => cmd::validate::run(&a),
+        Command::Inspect(a) => cmd::inspect::run(&a),
+        Command::Vars {
+            command: VarsCommand::Explain(a),
+        } => cmd::vars::explain(&a),
+        Command::Fmt(a) => cmd::fmt::run(&a),
+    }
+}
+
+/// Report a bad flag value.
+pub fn usage_error(message: &str) -> Exit {
+    render::error(message, Some("see `kiln --help`"));
+    Exit::Usage
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(args: &[&str]) -> Vec<String> {
+        normalize_args(args.iter().map(OsString::from).collect())
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn single_dash_flags_become_long() {
+        assert_eq!(
+            norm(&[
+                "kiln",
+                "validate",
+                "-var",
+                "a=1",
+                "-var-file=x.hcl",
+                "-only=q.*",
+                "-h",
+                "."
+            ]),
+            [
+                "kiln",
+                "validate",
+                "--var",
+                "a=1",
+                "--var-file=x.hcl",
+                "--only=q.*",
+                "-h",
+                "."
+            ]
+        );
+        assert_eq!(
+            norm(&["kiln", "fmt", "--", "-var"]),
+            ["kiln", "fmt", "--", "-var"]
+        );
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

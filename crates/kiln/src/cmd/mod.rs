@@ -1,0 +1,44 @@
+//! One module per command. Each takes its clap arguments and returns an
+//! [`Exit`](crate::exit::Exit); all output goes through [`crate::render`].
+
+pub mod fmt;
+pub mod inspect;
+pub mod validate;
+pub mod vars;
+
+use kiln_template::load::{self, LoadFailure, Loaded};
+
+use crate::cli::TemplateArgs;
+use crate::exit::Exit;
+use crate::render;
+
+/// Load a template from the flags; on failure print everything and say
+/// which exit status the command should end with.
+pub fn load_template(args: &TemplateArgs, failed: Exit) -> Result<Loaded, Exit> {
+    let opts = match args.load_options() {
+        Ok(o) => o,
+        Err(m) => return Err(crate::cli::usage_error(&m)),
+    };
+    match load::load(&opts) {
+        Ok(l) => {
+            render::diagnostics(&[], &l.warnings);
+            Ok(l)
+        }
+        Err(f) => {
+            report_failure(&f);
+            Err(failed)
+        }
+    }
+}
+
+pub fn report_failure(f: &LoadFailure) {
+    render::diagnostics(&f.errors, &f.warnings);
+    let n = f.errors.len();
+    render::error(
+        &format!(
+            "the template has {n} error{}",
+            if n == 1 { "" } else { "s" }
+        ),
+        None,
+    );
+}

@@ -1,0 +1,21 @@
+//! `kiln validate`: load everything Packer would and report every error.
+
+use crate::cli::TemplateArgs;
+use crate::exit::Exit;
+use crate::render;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub template: TemplateArgs,
+}
+
+pub fn run(args: &Args) -> Exit {
+    match super::load_template(&args.template, Exit::Failed) {
+        Ok(_) => {
+            render::out("The configuration is valid.");
+            Exit::Ok
+        }
+        Err(e) => e,
+    }
+}
