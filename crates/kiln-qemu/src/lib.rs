@@ -8,6 +8,7 @@
 //! It knows nothing of HCL syntax: it decodes evaluated blocks from
 //! `kiln-template`.
 
+pub mod accel;
 pub mod bootcmd;
 pub mod config;
 pub mod disk;

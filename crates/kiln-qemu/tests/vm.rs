@@ -289,3 +289,56 @@ async fn vm_boot_command_typed_into_the_uefi_shell() {
         .await
         .expect("QEMU did not quit");
 }
+
+/// The smoke guest itself runs to the end under TCG on any host.
+#[tokio::test]
+async fn vm_smoke_guest_runs_under_tcg() {
+    if !have(QEMU) {
+        eprintln!("skipped: {QEMU} not installed");
+        return;
+    }
+    let _vm = VM.lock().await;
+    let v = kiln_qemu::accel::run_smoke_guest(QEMU, "tcg", Duration::from_secs(10)).await;
+    assert!(v.works(), "{v:?}");
+}
+
+/// On this machine `/dev/kvm` opens and creates VMs, yet guests are
+/// emulated instruction by instruction: the probe must say so.
+#[tokio::test]
+async fn vm_accelerator_probe_verdict_on_this_host() {
+    use kiln_qemu::accel::{AccelVerdict, ProbeOptions, probe_accelerator_with};
+    if !have(QEMU) {
+        eprintln!("skipped: {QEMU} not installed");
+        return;
+    }
+    let _vm = VM.lock().await;
+    let cache = tempfile::tempdir().unwrap();
+    let options = ProbeOptions {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..ProbeOptions::default()
+    };
+    let report = probe_accelerator_with(&options).await;
+    eprintln!(
+        "probe: {} in {} ms",
+        report.verdict.summary(),
+        report.took_ms
+    );
+    match &report.verdict {
+        AccelVerdict::Works { .. } => eprintln!("skipped: KVM works on this host"),
+        AccelVerdict::Missing { .. } | AccelVerdict::NoPermission { .. } => {
+            eprintln!("skipped: no usable /dev/kvm here");
+        }
+        AccelVerdict::GuestsDoNotRun { reached, .. } => {
+            // Present but broken: the guest gets going (so a boot sector
+            // alone would have passed) and then crawls.
+            assert!(reached.is_some(), "{report:?}");
+            assert!(report.took_ms < 10_000, "{report:?}");
+        }
+        AccelVerdict::ProbeFailed { detail } => panic!("probe failed: {detail}"),
+    }
+    if report.boot_id.is_some() {
+        let again = probe_accelerator_with(&options).await;
+        assert!(again.cached, "second probe was not cached");
+        assert_eq!(again.verdict, report.verdict);
+    }
+}
