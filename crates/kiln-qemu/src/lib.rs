@@ -10,9 +10,11 @@
 
 pub mod accel;
 pub mod bootcmd;
+pub mod cdrom;
 pub mod config;
 pub mod disk;
 pub mod firmware;
+pub mod floppy;
 pub mod placeholders;
 pub mod plan;
 pub mod process;
