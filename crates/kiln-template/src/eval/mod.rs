@@ -748,3 +748,132 @@ pub fn index(value: &Value, key: &Value) -> Result<Value, String> {
         other => Err(format!("invalid index: a {} value cannot be indexed", other.type_name())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval_with(src: &str, vars: &[(&str, Value)]) -> EvalResult {
+        let map: BTreeMap<String, Value> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let roots = MapRoots(&map);
+        let ev = Evaluator::new(&roots, Path::new("."), Functions::All);
+        let body = hcl_edit::parser::parse_body(&format!("x = {src}\n")).unwrap();
+        let attr = body.get_attribute("x").unwrap();
+        ev.eval(&attr.value)
+    }
+
+    fn json(src: &str) -> String {
+        let o = Value::Object(
+            [
+                ("a".to_string(), Value::String("x".into())),
+                ("n".to_string(), Value::Number(Number(2.0))),
+                (
+                    "l".to_string(),
+                    Value::Tuple(vec![
+                        Value::Object([("id".to_string(), Value::Number(Number(1.0)))].into()),
+                        Value::Object([("id".to_string(), Value::Number(Number(2.0)))].into()),
+                    ]),
+                ),
+                (
+                    "m".to_string(),
+                    Value::Map([("k".to_string(), Value::String("v".into()))].into()),
+                ),
+            ]
+            .into(),
+        );
+        match eval_with(src, &[("o", o)]) {
+            Ok(v) => v.to_json().to_string(),
+            Err(e) => format!("error: {} {}", e.summary, e.detail.unwrap_or_default()),
+        }
+    }
+
+    #[test]
+    fn literals_operators_and_conditionals() {
+        assert_eq!(json("1 + 2 * 3"), "7");
+        assert_eq!(json("\"5\" + 1"), "6");
+        assert_eq!(json("7 % 3"), "1");
+        assert_eq!(json("!true || false"), "false");
+        assert_eq!(json("o.n > 1 ? \"big\" : \"small\""), "\"big\"");
+        assert_eq!(json("true ? 1 : \"x\""), "\"1\"");
+        assert_eq!(json("[1, \"a\"] == [1, \"a\"]"), "true");
+        assert_eq!(json("-o.n"), "-2");
+        assert!(json("1 / 0").starts_with("error"));
+        assert!(json("\"a\" + 1").starts_with("error: invalid operand"));
+    }
+
+    #[test]
+    fn templates_keep_values_and_go_placeholders() {
+        assert_eq!(json("\"${o.n}\""), "2");
+        assert_eq!(json("\"n=${o.n}\""), "\"n=2\"");
+        assert_eq!(
+            json("\"http://{{ .HTTPIP }}:{{ .HTTPPort }}/${o.a}\""),
+            "\"http://{{ .HTTPIP }}:{{ .HTTPPort }}/x\""
+        );
+        assert_eq!(json("\"$${literal} %%{x}\""), "\"${literal} %{x}\"");
+        assert_eq!(
+            json("\"%{ if o.n == 2 }two%{ else }other%{ endif }\""),
+            "\"two\""
+        );
+        assert_eq!(
+            json("\"%{ for i, v in o.l }${i}:${v.id},%{ endfor }\""),
+            "\"0:1,1:2,\""
+        );
+        assert_eq!(json("\"a  ${~ o.a ~}  b\""), "\"axb\"");
+        assert!(json("\"x${o.l}\"").starts_with("error: invalid template interpolation value"));
+    }
+
+    #[test]
+    fn heredocs_strip_indentation() {
+        assert_eq!(
+            json("<<-EOT\n    a\n      ${o.a}\n    EOT"),
+            "\"a\\n  x\\n\""
+        );
+        assert_eq!(json("<<EOT\n  a\nEOT"), "\"  a\\n\"");
+    }
+
+    #[test]
+    fn for_expressions_splats_and_indexes() {
+        assert_eq!(json("[for v in o.l : v.id * 10 if v.id > 1]"), "[20]");
+        assert_eq!(
+            json("{for v in o.l : \"k${v.id}\" => v.id}"),
+            "{\"k1\":1,\"k2\":2}"
+        );
+        assert_eq!(
+            json("{for v in [\"a\", \"b\", \"a\"] : v => v...}"),
+            "{\"a\":[\"a\",\"a\"],\"b\":[\"b\"]}"
+        );
+        assert!(
+            json("{for v in [\"a\", \"a\"] : v => v}").starts_with("error: duplicate object key")
+        );
+        assert_eq!(json("o.l[*].id"), "[1,2]");
+        assert_eq!(json("o.l.*.id"), "[1,2]");
+        assert_eq!(json("o.l[1].id"), "2");
+        assert_eq!(json("o.l.0.id"), "1");
+        assert_eq!(json("o.m[\"k\"]"), "\"v\"");
+        assert_eq!(json("o[\"a\"]"), "\"x\"");
+        assert!(json("o.l[5]").starts_with("error: invalid index"));
+        assert!(json("o.nope").starts_with("error: unsupported attribute"));
+    }
+
+    #[test]
+    fn special_forms_need_the_unevaluated_expression() {
+        assert_eq!(json("can(o.nope)"), "false");
+        assert_eq!(json("can(o.a)"), "true");
+        assert_eq!(json("try(o.nope, o.a)"), "\"x\"");
+        assert!(json("try(o.nope, o.also)").starts_with("error: error in function call"));
+        assert_eq!(json("convert([\"1\", 2], list(number))"), "[1,2]");
+        assert!(json("convert(\"x\", number)").starts_with("error"));
+    }
+
+    #[test]
+    fn unknown_names_suggest_the_closest() {
+        let e = eval_with("oo.a", &[("o", Value::Null)]).unwrap_err();
+        assert_eq!(e.summary, "unknown variable `oo`");
+        assert_eq!(e.help.as_deref(), Some("did you mean `o`?"));
+        let e = eval_with("uper(\"a\")", &[]).unwrap_err();
+        assert!(e.summary.contains("unknown function"), "{e:?}");
+    }
+}

@@ -1,0 +1,6 @@
+variable "a" {
+  default = "x"
+}
+variable "b" {
+  default = var.a
+}

@@ -1,0 +1,7 @@
+locals {
+  l = "a"
+}
+
+local "l" {
+  expression = "b"
+}

@@ -1,0 +1,4 @@
+variables {
+  x = "1"
+}
+variable "x" {}

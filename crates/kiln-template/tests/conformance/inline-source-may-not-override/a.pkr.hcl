@@ -1,0 +1,9 @@
+source "null" "n" {
+  communicator = "none"
+}
+
+build {
+  source "null.n" {
+    communicator = "ssh"
+  }
+}

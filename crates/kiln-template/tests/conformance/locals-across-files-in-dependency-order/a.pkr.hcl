@@ -1,0 +1,3 @@
+locals {
+  full = "${local.base}-${var.version}"
+}

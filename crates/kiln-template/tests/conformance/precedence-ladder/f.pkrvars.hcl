@@ -1,0 +1,2 @@
+d = "var-file"
+e = "var-file"

@@ -1,0 +1,3 @@
+c = "auto"
+d = "auto"
+e = "auto"

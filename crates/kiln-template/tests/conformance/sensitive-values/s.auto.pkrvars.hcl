@@ -1,0 +1,1 @@
+password = "s3cr3t"

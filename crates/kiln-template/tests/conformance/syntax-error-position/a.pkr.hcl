@@ -1,0 +1,7 @@
+variable "x" {
+  default = "a"
+}
+
+locals {
+  y = [1, 2
+}

@@ -1,0 +1,3 @@
+x = "set"
+
+typo_name = "oops"

@@ -1,0 +1,3 @@
+variabel "x" {
+  default = "a"
+}

@@ -1,0 +1,7 @@
+variable "image_name" {
+  default = "x"
+}
+
+locals {
+  name = var.image_nam
+}

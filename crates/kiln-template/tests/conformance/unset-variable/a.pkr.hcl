@@ -1,0 +1,7 @@
+variable "set" {
+  default = "x"
+}
+
+variable "unset" {
+  type = string
+}

@@ -1,0 +1,15 @@
+variable "size" {
+  type    = number
+  default = 10
+  validation {
+    condition     = var.size > 5
+    error_message = "The size must be greater than 5."
+  }
+}
+source "null" "n" {
+  communicator = "none"
+}
+
+build {
+  sources = ["source.null.n"]
+}
