@@ -18,6 +18,8 @@
 //! runs `packer validate` (and `packer inspect` for string values) and
 //! compares; without `packer` on PATH that half is skipped with a message.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
