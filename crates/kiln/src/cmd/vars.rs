@@ -134,15 +134,17 @@ pub fn ladder(v: &Variable) -> String {
         .collect();
     let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
     let w1 = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0);
+    let w2 = rows.iter().map(|r| r.2.chars().count()).max().unwrap_or(0);
     let last = rows.len() - 1;
     for (i, (kind, at, value)) in rows.iter().enumerate() {
         let mark = if i == last { "=>" } else { "  " };
         let pad1 = " ".repeat(w1.saturating_sub(at.chars().count()));
-        s.push_str(&format!("{mark} {kind:<w0$}  {at}{pad1}  {value}"));
+        let pad2 = " ".repeat(w2.saturating_sub(value.chars().count()));
+        s.push_str(&format!("{mark} {kind:<w0$}  {at}{pad1}  {value}{pad2}"));
         if i == last {
-            s.push_str("   <- wins");
+            s.push_str("  <- wins");
         } else {
-            s.push_str("   (overridden)");
+            s.push_str("  (overridden)");
         }
         s.push('\n');
     }
