@@ -3,5 +3,7 @@
 pub mod checksum;
 pub mod download;
 pub mod events;
+pub mod guest;
 pub mod http;
 pub mod pipeline;
+pub mod provision;

@@ -1,0 +1,52 @@
+//! The `breakpoint` provisioner: pause the build so the user can look
+//! inside the guest, until Enter is pressed.
+
+use kiln_template::body::Body;
+use kiln_template::decode::{DecodeError, Decoder};
+use tokio::io::AsyncBufReadExt;
+
+pub const FIELDS: &[(&str, &str)] = &[
+    ("note", "Shown when the build pauses."),
+    ("disable", "Skip this breakpoint."),
+];
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct BreakpointConfig {
+    pub note: String,
+    pub disable: bool,
+}
+
+pub fn decode(body: &Body, what: &str) -> Result<BreakpointConfig, Vec<DecodeError>> {
+    let mut d = Decoder::new(body, what);
+    let note = d.or("note", String::new());
+    let disable = d.or("disable", false);
+    d.finish()?;
+    Ok(BreakpointConfig { note, disable })
+}
+
+/// Pause until a line arrives on stdin. Without a terminal there is nobody
+/// to press Enter, so the breakpoint is skipped with a warning.
+pub async fn run(cfg: &BreakpointConfig, ssh_hint: Option<&str>, ev: &crate::events::BuildEvents) {
+    if cfg.disable {
+        ev.say("Breakpoint disabled, continuing...");
+        return;
+    }
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        ev.warn("breakpoint skipped: stdin is not a terminal");
+        return;
+    }
+    let mut msg = String::from("Pausing at breakpoint provisioner");
+    if !cfg.note.is_empty() {
+        msg.push_str(&format!(" with note \"{}\"", cfg.note));
+    }
+    if let Some(hint) = ssh_hint {
+        msg.push_str(&format!(".\nTo look inside: {hint}"));
+    }
+    msg.push_str(".\nPress enter to continue.");
+    ev.say(msg);
+    let mut line = String::new();
+    let _ = tokio::io::BufReader::new(tokio::io::stdin())
+        .read_line(&mut line)
+        .await;
+}

@@ -1,0 +1,301 @@
+//! The `file` provisioner: upload files or directories to the guest (or
+//! download from it) with Packer's trailing-slash rules, which kiln-ssh's
+//! transfers implement.
+
+use std::path::{Path, PathBuf};
+
+use kiln_qemu::placeholders::{self, TemplateData};
+use kiln_template::body::Body;
+use kiln_template::decode::{DecodeError, Decoder};
+
+pub const FIELDS: &[(&str, &str)] = &[
+    (
+        "source",
+        "A local file or directory (upload) or remote path (download).",
+    ),
+    (
+        "sources",
+        "Several sources; the destination should end with `/`.",
+    ),
+    ("content", "Text to upload as the destination file."),
+    ("destination", "Where to put it (required)."),
+    ("direction", "`upload` (default) or `download`."),
+    (
+        "generated",
+        "The source is made during the build: skip the existence check.",
+    ),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Upload,
+    Download,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileConfig {
+    pub sources: Vec<String>,
+    pub content: Option<String>,
+    pub destination: String,
+    pub direction: Direction,
+    pub generated: bool,
+}
+
+pub fn decode(body: &Body, what: &str, cwd: &Path) -> Result<FileConfig, Vec<DecodeError>> {
+    let mut d = Decoder::new(body, what);
+    let source: Option<String> = d.opt("source");
+    let mut sources: Vec<String> = d.or("sources", Vec::new());
+    let content: Option<String> = d.opt("content");
+    let destination: Option<String> = d.required("destination");
+    let direction_text = d.or("direction", "upload".to_string());
+    let generated = d.or("generated", false);
+    let direction = match direction_text.as_str() {
+        "upload" => Direction::Upload,
+        "download" => Direction::Download,
+        other => {
+            d.error(
+                "direction",
+                format!("direction must be one of: download, upload (got {other:?})"),
+                None,
+            );
+            Direction::Upload
+        }
+    };
+    if let Some(s) = source {
+        sources.push(s);
+    }
+    if !sources.is_empty() && content.is_some() {
+        d.error("content", "source(s) conflicts with content", None);
+    }
+    if sources.is_empty() && content.is_none() {
+        d.error(
+            "source",
+            "one of `source`, `sources` or `content` must be specified",
+            None,
+        );
+    }
+    if direction == Direction::Upload && !generated {
+        for s in &sources {
+            if !placeholders::has_actions(s) && !cwd.join(s).exists() {
+                let field = if d.has("source") { "source" } else { "sources" };
+                d.error(
+                    field,
+                    format!("bad source `{s}`: no such file or directory"),
+                    Some("set `generated = true` if an earlier step creates it".into()),
+                );
+            }
+        }
+    }
+    d.finish()?;
+    Ok(FileConfig {
+        sources,
+        content,
+        destination: destination.unwrap_or_default(),
+        direction,
+        generated,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("`{field}`: {source}")]
+    Template {
+        field: &'static str,
+        source: placeholders::PlaceholderError,
+    },
+    #[error("{direction} {from} => {to} failed: {message}")]
+    Transfer {
+        direction: &'static str,
+        from: String,
+        to: String,
+        message: String,
+    },
+    #[error("cannot write {path}: {source}")]
+    Local {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub async fn run(
+    cfg: &FileConfig,
+    cwd: &Path,
+    data: &TemplateData,
+    guest: &crate::guest::Guest,
+    ev: &crate::events::BuildEvents,
+) -> Result<(), FileError> {
+    let render = |field: &'static str, s: &str| {
+        placeholders::render(s, data).map_err(|source| FileError::Template { field, source })
+    };
+    let destination = render("destination", &cfg.destination)?;
+    match cfg.direction {
+        Direction::Upload => {
+            // `content` travels as a temporary local file, as in Packer, so
+            // the destination rules are the same.
+            let content_file = match &cfg.content {
+                Some(text) => {
+                    let f = tempfile::NamedTempFile::new().map_err(|source| FileError::Local {
+                        path: std::env::temp_dir(),
+                        source,
+                    })?;
+                    std::fs::write(f.path(), text).map_err(|source| FileError::Local {
+                        path: f.path().to_path_buf(),
+                        source,
+                    })?;
+                    Some(f)
+                }
+                None => None,
+            };
+            if let Some(f) = &content_file {
+                ev.say(format!("Uploading content => {destination}"));
+                let remote = if destination.ends_with('/') {
+                    format!(
+                        "{destination}{}",
+                        f.path()
+                            .file_name()
+                            .map(|n| n.to_string_lossy())
+                            .unwrap_or_default()
+                    )
+                } else {
+                    destination.clone()
+                };
+                let data = std::fs::read(f.path()).map_err(|source| FileError::Local {
+                    path: f.path().to_path_buf(),
+                    source,
+                })?;
+                guest
+                    .session()
+                    .upload_bytes(&data, &remote, 0o644)
+                    .await
+                    .map_err(|e| FileError::Transfer {
+                        direction: "upload",
+                        from: "content".into(),
+                        to: remote.clone(),
+                        message: e.to_string(),
+                    })?;
+            }
+            for src in &cfg.sources {
+                let src = render("source", src)?;
+                ev.say(format!("Uploading {src} => {destination}"));
+                let local = cwd.join(&src);
+                // Keep a trailing slash: it means "the directory's contents".
+                let local = if src.ends_with('/') && !local.to_string_lossy().ends_with('/') {
+                    PathBuf::from(format!("{}/", local.display()))
+                } else {
+                    local
+                };
+                guest
+                    .upload(&local, &destination)
+                    .await
+                    .map_err(|message| FileError::Transfer {
+                        direction: "upload",
+                        from: src.clone(),
+                        to: destination.clone(),
+                        message,
+                    })?;
+            }
+        }
+        Direction::Download => {
+            for src in &cfg.sources {
+                let src = render("source", src)?;
+                ev.say(format!("Downloading {src} => {destination}"));
+                let local = cwd.join(&destination);
+                let local = if destination.ends_with('/') {
+                    PathBuf::from(format!("{}/", local.display()))
+                } else {
+                    local
+                };
+                guest
+                    .download(&src, &local)
+                    .await
+                    .map_err(|message| FileError::Transfer {
+                        direction: "download",
+                        from: src.clone(),
+                        to: destination.clone(),
+                        message,
+                    })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_template::body::Attribute;
+    use kiln_template::span::Span;
+    use kiln_template::value::Value;
+
+    fn body(attrs: Vec<(&str, Value)>) -> Body {
+        let mut b = Body::empty(Span::synthetic("b.pkr.hcl"));
+        for (name, value) in attrs {
+            b.attrs.insert(
+                name.into(),
+                Attribute {
+                    name: name.into(),
+                    value,
+                    span: Span::synthetic("b.pkr.hcl"),
+                    sensitive: false,
+                },
+            );
+        }
+        b
+    }
+
+    #[test]
+    fn source_and_sources_merge_and_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), "x").unwrap();
+        let ok = decode(
+            &body(vec![
+                ("source", Value::String("a".into())),
+                ("destination", Value::String("/tmp/".into())),
+            ]),
+            "p",
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(ok.sources, vec!["a"]);
+        let errors = decode(
+            &body(vec![
+                ("source", Value::String("missing".into())),
+                ("destination", Value::String("/tmp/".into())),
+            ]),
+            "p",
+            dir.path(),
+        )
+        .unwrap_err();
+        assert!(errors[0].message.contains("missing"));
+        let generated = decode(
+            &body(vec![
+                ("source", Value::String("missing".into())),
+                ("destination", Value::String("/tmp/".into())),
+                ("generated", Value::Bool(true)),
+            ]),
+            "p",
+            dir.path(),
+        );
+        assert!(generated.is_ok());
+    }
+
+    #[test]
+    fn destination_is_required_and_content_conflicts_with_source() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), "x").unwrap();
+        let errors = decode(
+            &body(vec![
+                ("source", Value::String("a".into())),
+                ("content", Value::String("x".into())),
+                ("direction", Value::String("sideways".into())),
+            ]),
+            "p",
+            dir.path(),
+        )
+        .unwrap_err();
+        let all: String = errors.iter().map(|e| e.message.clone() + "\n").collect();
+        assert!(all.contains("destination"), "{all}");
+        assert!(all.contains("conflicts"), "{all}");
+        assert!(all.contains("sideways"), "{all}");
+    }
+}
