@@ -125,6 +125,8 @@ pub enum PlanError {
         #[source]
         source: PlaceholderError,
     },
+    #[error("boot command step {index}: {message}")]
+    BootCommand { index: usize, message: String },
     #[error("plan needs {what}, which the caller did not provide")]
     MissingFact { what: &'static str },
     #[error("{0}")]
@@ -144,6 +146,59 @@ pub fn qemuargs_data(config: &QemuConfig, facts: &RuntimeFacts) -> TemplateData 
         .with("OutputDir", &config.output_directory)
         .with("Name", &config.vm_name)
         .with("SSHHostPort", ssh_port)
+}
+
+/// The template data of `boot_command`/`boot_steps`: `{{ .HTTPIP }}`,
+/// `{{ .HTTPPort }}`, `{{ .Name }}` and `{{ .SSHPublicKey }}` (the
+/// authorized_keys line of the build's key; empty without one, as Packer).
+pub fn boot_command_data(
+    config: &QemuConfig,
+    facts: &RuntimeFacts,
+    ssh_public_key: Option<&str>,
+) -> TemplateData {
+    TemplateData::new()
+        .with("HTTPIP", &facts.http_ip)
+        .with("HTTPPort", facts.http_port)
+        .with("Name", &config.vm_name)
+        .with("SSHPublicKey", ssh_public_key.unwrap_or(""))
+}
+
+/// A boot step, rendered and parsed, ready to type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootStep {
+    pub keys: Vec<crate::bootcmd::BootItem>,
+    pub description: Option<String>,
+    /// The rendered text (for logs).
+    pub text: String,
+}
+
+/// Render and parse the boot command (Packer joins `boot_command` into one
+/// string, renders it, then parses it).
+pub fn plan_boot_steps(
+    config: &QemuConfig,
+    data: &TemplateData,
+) -> Result<Vec<BootStep>, PlanError> {
+    let mut steps = Vec::new();
+    for (index, (raw, description)) in config.boot.steps_to_type().into_iter().enumerate() {
+        let text = render(&raw, data).map_err(|source| PlanError::BootCommand {
+            index,
+            message: source.to_string(),
+        })?;
+        let keys = crate::bootcmd::parse(&text).map_err(|e| PlanError::BootCommand {
+            index,
+            message: e.to_string(),
+        })?;
+        crate::bootcmd::strokes(&keys).map_err(|e| PlanError::BootCommand {
+            index,
+            message: e.to_string(),
+        })?;
+        steps.push(BootStep {
+            keys,
+            description,
+            text,
+        });
+    }
+    Ok(steps)
 }
 
 /// Plan the QEMU command line.

@@ -244,3 +244,29 @@ fn missing_facts_are_errors() {
         Err(PlanError::MissingFact { .. })
     ));
 }
+
+#[test]
+fn boot_command_is_joined_rendered_and_parsed() {
+    let config = cfg(&[(
+        "boot_command",
+        list(&[
+            "<esc><wait>fs0:<enter>",
+            "vmlinuz ds=nocloud-net;s=http://{{ .HTTPIP }}:{{ .HTTPPort }}/ key={{ .SSHPublicKey | urlquery }}<enter>",
+        ]),
+    )]);
+    let data = boot_command_data(&config, &facts(), Some("ssh-ed25519 AAAA kiln"));
+    let steps = plan_boot_steps(&config, &data).unwrap();
+    assert_eq!(steps.len(), 1);
+    assert!(
+        steps[0]
+            .text
+            .contains("s=http://10.0.2.2:8123/ key=ssh-ed25519+AAAA+kiln<enter>"),
+        "{}",
+        steps[0].text
+    );
+    let config = cfg(&[("boot_command", list(&["{{ .HTTPDir }}"]))]);
+    assert!(matches!(
+        plan_boot_steps(&config, &data),
+        Err(PlanError::BootCommand { .. })
+    ));
+}
