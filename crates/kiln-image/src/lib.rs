@@ -21,5 +21,6 @@ pub mod vfat;
 pub use error::{ImageError, Result};
 pub use image::{Disk, FsKind, ImageFormat, RootSelector};
 pub mod gzip;
+pub mod scan;
 pub mod scrub;
 pub mod tar;
