@@ -115,68 +115,150 @@ fn parse_one(
     root: &Path,
     json: bool,
     schema: &syntax::Schema,
-    diags: &mut Diags,
-) -> Option<SFile> {
-    let src = match read(path, root) {
-        Ok(s) => s,
-        Err(d) => {
-            diags.push(d);
-            return None;
-        }
-    };
-    let r = if json {
+) -> Result<SFile, Vec<Diag>> {
+    let src = read(path, root).map_err(|d| vec![d])?;
+    if json {
         syntax::parse_json(&src, schema)
     } else {
         syntax::parse_hcl(&src)
-    };
-    match r {
-        Ok(f) => Some(f),
-        Err(ds) => {
-            ds.into_iter().for_each(|d| diags.push(d));
-            None
-        }
     }
 }
 
+/// Parse texts held in memory (fuzzing, tests): names ending in `.json`
+/// use the JSON syntax; var files named `*.auto.pkrvars.*` count as auto.
+pub(crate) fn parse_texts(
+    templates: &[(String, String)],
+    var_files: &[(String, String)],
+    diags: &mut Diags,
+) -> Parsed {
+    let one = |name: &str, text: &str, schema: &syntax::Schema| {
+        let src = Arc::new(SourceFile::new(name, PathBuf::from(name), text));
+        if name.ends_with(".json") {
+            syntax::parse_json(&src, schema)
+        } else {
+            syntax::parse_hcl(&src)
+        }
+    };
+    let mut parsed = Parsed {
+        templates: Vec::new(),
+        var_files: Vec::new(),
+    };
+    for (name, text) in templates {
+        match one(name, text, &syntax::ROOT) {
+            Ok(f) => parsed.templates.push(f),
+            Err(ds) => ds.into_iter().for_each(|d| diags.push(d)),
+        }
+    }
+    for (name, text) in var_files {
+        let kind = if name.contains(".auto.pkrvars.") {
+            OriginKind::AutoVarFile
+        } else {
+            OriginKind::VarFile
+        };
+        match one(name, text, &syntax::OPAQUE) {
+            Ok(f) => parsed.var_files.push((f, kind)),
+            Err(ds) => ds.into_iter().for_each(|d| diags.push(d)),
+        }
+    }
+    parsed
+}
+
+/// Parse files on all cores, keeping their order.
+fn parse_many(
+    jobs: &[(&Path, bool, &'static syntax::Schema)],
+    root: &Path,
+    diags: &mut Diags,
+) -> Vec<SFile> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let results: Vec<Result<SFile, Vec<Diag>>> = if threads < 2 || jobs.len() < 16 {
+        jobs.iter()
+            .map(|(p, j, s)| parse_one(p, root, *j, s))
+            .collect()
+    } else {
+        let chunk = jobs.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = jobs
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(p, j, s)| parse_one(p, root, *j, s))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        vec![Err(vec![Diag::error(
+                            "internal error: a parser thread panicked",
+                        )])]
+                    })
+                })
+                .collect()
+        })
+    };
+    let mut out = Vec::with_capacity(results.len());
+    for r in results {
+        match r {
+            Ok(f) => out.push(f),
+            Err(ds) => ds.into_iter().for_each(|d| diags.push(d)),
+        }
+    }
+    out
+}
+
 pub(crate) fn parse_all(found: &Found, diags: &mut Diags) -> Parsed {
-    let mut templates = Vec::new();
-    for p in &found.hcl {
-        templates.extend(parse_one(p, &found.root, false, &syntax::ROOT, diags));
-    }
-    for p in &found.json {
-        templates.extend(parse_one(p, &found.root, true, &syntax::ROOT, diags));
-    }
-    let mut var_files = Vec::new();
+    let mut jobs: Vec<(&Path, bool, &'static syntax::Schema)> = Vec::new();
+    jobs.extend(
+        found
+            .hcl
+            .iter()
+            .map(|p| (p.as_path(), false, &syntax::ROOT)),
+    );
+    jobs.extend(
+        found
+            .json
+            .iter()
+            .map(|p| (p.as_path(), true, &syntax::ROOT)),
+    );
+    let templates = parse_many(&jobs, &found.root, diags);
+
+    let mut var_jobs: Vec<(&Path, bool, &'static syntax::Schema)> = Vec::new();
+    let mut kinds = Vec::new();
     for p in &found.auto_hcl {
-        var_files.extend(
-            parse_one(p, &found.root, false, &syntax::OPAQUE, diags)
-                .map(|f| (f, OriginKind::AutoVarFile)),
-        );
+        var_jobs.push((p, false, &syntax::OPAQUE));
+        kinds.push(OriginKind::AutoVarFile);
     }
     for p in &found.auto_json {
-        var_files.extend(
-            parse_one(p, &found.root, true, &syntax::OPAQUE, diags)
-                .map(|f| (f, OriginKind::AutoVarFile)),
-        );
+        var_jobs.push((p, true, &syntax::OPAQUE));
+        kinds.push(OriginKind::AutoVarFile);
     }
     for p in &found.var_files {
         match p.extension().and_then(|e| e.to_str()) {
             Some("hcl") => {
-                var_files.extend(
-                    parse_one(p, &found.root, false, &syntax::OPAQUE, diags)
-                        .map(|f| (f, OriginKind::VarFile)),
-                );
+                var_jobs.push((p, false, &syntax::OPAQUE));
+                kinds.push(OriginKind::VarFile);
             }
             Some("json") => {
-                var_files.extend(
-                    parse_one(p, &found.root, true, &syntax::OPAQUE, diags)
-                        .map(|f| (f, OriginKind::VarFile)),
-                );
+                var_jobs.push((p, true, &syntax::OPAQUE));
+                kinds.push(OriginKind::VarFile);
             }
             _ => diags.push(
                 Diag::error(format!("could not guess format of `{}`", p.display()))
                     .detail("a var file must be suffixed with `.hcl` or `.json`"),
             ),
+        }
+    }
+    // Var files are few: parse them in order so kinds line up.
+    let mut var_files = Vec::new();
+    for ((p, j, s), kind) in var_jobs.iter().zip(kinds) {
+        match parse_one(p, &found.root, *j, s) {
+            Ok(f) => var_files.push((f, kind)),
+            Err(ds) => ds.into_iter().for_each(|d| diags.push(d)),
         }
     }
     Parsed {

@@ -311,6 +311,28 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadFailure> {
         }
     };
     let parsed = files::parse_all(&found, &mut diags);
+    evaluate(parsed, found.root, opts, diags)
+}
+
+/// Load templates and var files given as `(name, text)` pairs, in that
+/// order (for fuzzing and tests). `opts.path` is `path.root`; its
+/// `var_files` are ignored.
+pub fn load_from_memory(
+    templates: &[(String, String)],
+    var_files: &[(String, String)],
+    opts: &LoadOptions,
+) -> Result<Loaded, LoadFailure> {
+    let mut diags = Diags::default();
+    let parsed = files::parse_texts(templates, var_files, &mut diags);
+    evaluate(parsed, opts.path.clone(), opts, diags)
+}
+
+fn evaluate(
+    parsed: files::Parsed,
+    root: PathBuf,
+    opts: &LoadOptions,
+    mut diags: Diags,
+) -> Result<Loaded, LoadFailure> {
     if !diags.errors.is_empty() {
         return Err(LoadFailure {
             errors: diags.errors,
@@ -318,7 +340,6 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadFailure> {
             variables: IndexMap::new(),
         });
     }
-    let root = found.root.clone();
     let cwd = opts.cwd.clone();
 
     let required_versions = version::check_packer_blocks(&parsed.templates, &mut diags);
