@@ -1,9 +1,11 @@
 //! kiln-build: plan, preflight, the step pipeline, and events.
 
+pub mod artifact;
 pub mod checksum;
 pub mod download;
 pub mod events;
 pub mod guest;
 pub mod http;
 pub mod pipeline;
+pub mod postprocess;
 pub mod provision;

@@ -1,0 +1,196 @@
+//! The `checksum` post-processor: one checksum file per type, lines of
+//! `HEX<TAB>basename`, appended to (as Packer does).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use kiln_qemu::placeholders::{self, TemplateData};
+use kiln_template::body::Body;
+use kiln_template::decode::{DecodeError, Decoder};
+use sha2::Digest;
+
+use crate::artifact::Artifact;
+
+pub const FIELDS: &[(&str, &str)] = &[
+    (
+        "checksum_types",
+        "md5 (default), sha1, sha224, sha256, sha384, sha512.",
+    ),
+    (
+        "output",
+        "Default `packer_{{.BuildName}}_{{.BuilderType}}_{{.ChecksumType}}.checksum`.",
+    ),
+    (
+        "keep_input_artifact",
+        "Accepted for Packer compatibility (the input is always kept).",
+    ),
+];
+
+pub const TYPES: &[&str] = &["md5", "sha1", "sha224", "sha256", "sha384", "sha512"];
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChecksumConfig {
+    pub checksum_types: Vec<String>,
+    pub output: String,
+}
+
+pub fn decode(body: &Body, what: &str) -> Result<ChecksumConfig, Vec<DecodeError>> {
+    let mut d = Decoder::new(body, what);
+    let checksum_types: Vec<String> = d.or("checksum_types", vec!["md5".to_string()]);
+    let output = d.or(
+        "output",
+        "packer_{{.BuildName}}_{{.BuilderType}}_{{.ChecksumType}}.checksum".to_string(),
+    );
+    let _ = d.opt::<bool>("keep_input_artifact");
+    for t in &checksum_types {
+        if !TYPES.contains(&t.as_str()) {
+            d.error(
+                "checksum_types",
+                format!("unrecognized checksum type: {t}"),
+                Some(format!("use one of {}", TYPES.join(", "))),
+            );
+        }
+    }
+    d.finish()?;
+    Ok(ChecksumConfig {
+        checksum_types,
+        output,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChecksumPpError {
+    #[error("`output`: {0}")]
+    Template(#[from] placeholders::PlaceholderError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn digest(kind: &str, path: &Path) -> Result<String, ChecksumPpError> {
+    use std::io::Read;
+    let io = |source| ChecksumPpError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut buf = vec![0u8; 1 << 20];
+    macro_rules! run {
+        ($h:expr) => {{
+            let mut h = $h;
+            loop {
+                let n = f.read(&mut buf).map_err(io)?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+            }
+            hex::encode(h.finalize())
+        }};
+    }
+    Ok(match kind {
+        "md5" => run!(md5::Md5::new()),
+        "sha1" => run!(sha1::Sha1::new()),
+        "sha224" => run!(sha2::Sha224::new()),
+        "sha384" => run!(sha2::Sha384::new()),
+        "sha512" => run!(sha2::Sha512::new()),
+        _ => run!(sha2::Sha256::new()),
+    })
+}
+
+/// Write the checksum files; the new artifact is the input's files plus
+/// each checksum file that did not exist before.
+pub fn run(
+    cfg: &ChecksumConfig,
+    input: &Artifact,
+    cwd: &Path,
+    build_name: &str,
+    builder_type: &str,
+) -> Result<Artifact, ChecksumPpError> {
+    let mut files = input.files.clone();
+    for kind in &cfg.checksum_types {
+        let data = TemplateData::new()
+            .with("BuildName", build_name)
+            .with("BuilderType", builder_type)
+            .with("ChecksumType", kind);
+        let out = cwd.join(placeholders::render(&cfg.output, &data)?);
+        let io = |source| ChecksumPpError::Io {
+            path: out.clone(),
+            source,
+        };
+        for file in input.files.iter().filter(|f| f.is_file()) {
+            let hex = digest(kind, file)?;
+            if !out.exists() {
+                files.push(out.clone());
+            }
+            if let Some(dir) = out.parent() {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
+            let mut w = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&out)
+                .map_err(io)?;
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            writeln!(w, "{hex}\t{name}").map_err(io)?;
+        }
+    }
+    Ok(Artifact::new("checksum", &input.id, files))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_packers_line_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = dir.path().join("packer-x");
+        std::fs::write(&disk, b"").unwrap();
+        let cfg = ChecksumConfig {
+            checksum_types: vec!["sha256".into(), "md5".into()],
+            output: "out/{{.BuildName}}.{{.ChecksumType}}".into(),
+        };
+        let art = run(
+            &cfg,
+            &Artifact::new("qemu", "VM", vec![disk]),
+            dir.path(),
+            "x",
+            "qemu",
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out/x.sha256")).unwrap(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\tpacker-x\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out/x.md5")).unwrap(),
+            "d41d8cd98f00b204e9800998ecf8427e\tpacker-x\n"
+        );
+        assert_eq!(art.files.len(), 3);
+    }
+
+    #[test]
+    fn unknown_types_are_errors() {
+        use kiln_template::body::Attribute;
+        use kiln_template::span::Span;
+        use kiln_template::value::Value;
+        let mut b = Body::empty(Span::synthetic("b.pkr.hcl"));
+        b.attrs.insert(
+            "checksum_types".into(),
+            Attribute {
+                name: "checksum_types".into(),
+                value: Value::List(vec![Value::String("crc32".into())]),
+                span: Span::synthetic("b.pkr.hcl"),
+                sensitive: false,
+            },
+        );
+        let errors = decode(&b, "post-processor \"checksum\"").unwrap_err();
+        assert!(errors[0].message.contains("crc32"));
+    }
+}

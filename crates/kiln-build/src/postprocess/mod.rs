@@ -1,0 +1,66 @@
+//! Post-processors: typed configs and what they do to an artifact.
+
+pub mod checksum;
+pub mod compress;
+pub mod manifest;
+
+use std::path::Path;
+
+use kiln_template::body::Body;
+use kiln_template::decode::DecodeError;
+
+use crate::provision::shell_local::{self, ShellLocalConfig};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum PostProcessorConfig {
+    Manifest(manifest::ManifestConfig),
+    Checksum(checksum::ChecksumConfig),
+    Compress(compress::CompressConfig),
+    ShellLocal(ShellLocalConfig),
+}
+
+pub const TYPES: &[&str] = &["manifest", "checksum", "compress", "shell-local"];
+
+impl PostProcessorConfig {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            PostProcessorConfig::Manifest(_) => "manifest",
+            PostProcessorConfig::Checksum(_) => "checksum",
+            PostProcessorConfig::Compress(_) => "compress",
+            PostProcessorConfig::ShellLocal(_) => "shell-local",
+        }
+    }
+
+    /// Packer's (keep input by default, the default cannot be overridden).
+    pub fn keep_defaults(&self) -> (bool, bool) {
+        match self {
+            PostProcessorConfig::Manifest(_) | PostProcessorConfig::Checksum(_) => (true, true),
+            PostProcessorConfig::ShellLocal(_) => (true, false),
+            PostProcessorConfig::Compress(_) => (false, false),
+        }
+    }
+}
+
+pub fn decode(
+    kind: &str,
+    body: &Body,
+    what: &str,
+    cwd: &Path,
+) -> Result<PostProcessorConfig, Vec<DecodeError>> {
+    match kind {
+        "manifest" => manifest::decode(body, what).map(PostProcessorConfig::Manifest),
+        "checksum" => checksum::decode(body, what).map(PostProcessorConfig::Checksum),
+        "compress" => compress::decode(body, what).map(PostProcessorConfig::Compress),
+        "shell-local" => {
+            shell_local::decode(body, what, cwd, true).map(PostProcessorConfig::ShellLocal)
+        }
+        other => Err(vec![DecodeError {
+            span: body.span.clone(),
+            message: format!("unknown post-processor type `{other}`"),
+            help: Some(match kiln_template::decode::did_you_mean(other, TYPES) {
+                Some(s) => format!("did you mean `{s}`? kiln runs: {}", TYPES.join(", ")),
+                None => format!("kiln runs: {}", TYPES.join(", ")),
+            }),
+        }]),
+    }
+}
