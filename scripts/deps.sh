@@ -6,6 +6,8 @@ set -euo pipefail
 PACKAGES=(
   # running builds
   qemu-system-x86 qemu-utils ovmf
+  # tests: reassembling the accelerator smoke guest, checking seed ISOs
+  nasm genisoimage
   # building the base image fixture from Debian packages
   debootstrap gdisk mtools dosfstools systemd-boot-efi binutils e2fsprogs zstd
   # tests: a real sshd on loopback, xattr/capability tools, tar

@@ -1,6 +1,7 @@
 //! kiln-build: plan, preflight, the step pipeline, and events.
 
 pub mod artifact;
+pub mod cache;
 pub mod checksum;
 pub mod download;
 pub mod events;
@@ -8,4 +9,5 @@ pub mod guest;
 pub mod http;
 pub mod pipeline;
 pub mod postprocess;
+pub mod preflight;
 pub mod provision;

@@ -1,0 +1,1 @@
+//! Preflight: the host against what a build demands, before anything starts.
