@@ -5,6 +5,7 @@
 //! {"cites": "Packer doc or behaviour mirrored",
 //!  "args": ["-var", "x=1", "-var-file", "f.pkrvars.hcl", "-only", "a.*"],
 //!  "env": {"PKR_VAR_x": "2"},
+//!  "path": "one.pkr.hcl",            (default: the case directory)
 //!  "packer": "same" | "differs: why",
 //!  "expect": {"ok": true,
 //!             "values": {"x": <json>}, "origins": {"x": "cli"},
@@ -61,8 +62,11 @@ fn strings(v: &Json) -> Vec<String> {
 }
 
 fn options(case: &Case) -> LoadOptions {
+    let path = case.spec["path"]
+        .as_str()
+        .map_or(case.dir.clone(), |p| case.dir.join(p));
     let mut opts = LoadOptions {
-        path: case.dir.clone(),
+        path,
         cwd: case.dir.clone(),
         ..LoadOptions::default()
     };
@@ -221,7 +225,7 @@ fn run_packer(packer: &Path, case: &Case, cmd: &str) -> (bool, String) {
     let mut c = Command::new(packer);
     c.arg(cmd);
     c.args(strings(&case.spec["args"]));
-    c.arg(".");
+    c.arg(case.spec["path"].as_str().unwrap_or("."));
     c.current_dir(&case.dir);
     c.env_clear();
     c.env("PATH", std::env::var_os("PATH").unwrap_or_default());

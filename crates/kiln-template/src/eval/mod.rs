@@ -129,6 +129,8 @@ pub enum Functions {
     None,
     /// Every function of the library.
     All,
+    /// Only `env()`: variable defaults, as Packer evaluates them.
+    EnvOnly,
 }
 
 const MAX_DEPTH: usize = 200;
@@ -594,6 +596,10 @@ impl<'a> Evaluator<'a> {
         if self.functions == Functions::None {
             return Err(EvalError::new(name_range, "function calls not allowed")
                 .detail("functions may not be called here"));
+        }
+        if self.functions == Functions::EnvOnly && name != "env" {
+            return Err(EvalError::new(name_range, format!("function `{name}` is not allowed here"))
+                .detail("Packer evaluates variable defaults with only the `env` function; compute derived values in a `locals` block"));
         }
         let args: Vec<&Expression> = call.args.iter().collect();
         match name {

@@ -184,7 +184,7 @@ fn default_assignment(f: &SFile, e: &SExpr, value: Value) -> Assignment {
 
 fn eval_default(f: &SFile, e: &SExpr, diags: &mut Diags) -> Option<Value> {
     let cwd = f.src.path.parent().unwrap_or(Path::new("."));
-    let ev = Evaluator::new(&DefaultScope, cwd, Functions::All).with_env(true);
+    let ev = Evaluator::new(&DefaultScope, cwd, Functions::EnvOnly).with_env(true);
     match ev.eval(&e.expr) {
         Ok(v) => Some(v),
         Err(err) => {

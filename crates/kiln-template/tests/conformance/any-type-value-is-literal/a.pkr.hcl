@@ -1,0 +1,10 @@
+variable "a" {
+  type = any
+}
+source "null" "n" {
+  communicator = "none"
+}
+
+build {
+  sources = ["source.null.n"]
+}

@@ -1,0 +1,1 @@
+x = "from -var-file hcl"
