@@ -203,8 +203,9 @@ fn check(case: &Case) -> Vec<String> {
         if expect.get("inspect").is_some() {
             let doc = kiln_template::inspect::to_json(l);
             for (ptr, want) in expect["inspect"].as_object().into_iter().flatten() {
+                // `null` also matches a path that does not exist.
                 let got = doc.pointer(ptr);
-                if got != Some(want) {
+                if got.unwrap_or(&Json::Null) != want {
                     fail(format!("inspect {ptr}: expected {want}, got {got:?}"));
                 }
             }
