@@ -208,3 +208,34 @@ impl Evaluator<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templatefile_renders_with_its_own_variables() {
+        let vars: BTreeMap<String, Value> = [
+            ("name".to_string(), Value::String("kiln".into())),
+            (
+                "xs".to_string(),
+                Value::Tuple(vec![Value::String("a".into()), Value::String("b".into())]),
+            ),
+        ]
+        .into();
+        let out = render_file(
+            "Hello ${name}!\n%{ for x in xs ~}\n[${x}]\n%{~ endfor }\n{{ .HTTPIP }}",
+            Path::new("t.tpl"),
+            &vars,
+            Path::new("."),
+            0,
+        );
+        assert_eq!(
+            out,
+            Ok(Value::String("Hello kiln!\n[a][b]\n{{ .HTTPIP }}".into()))
+        );
+        let err = render_file("${nope}", Path::new("t.tpl"), &vars, Path::new("."), 0).unwrap_err();
+        assert!(err.starts_with("t.tpl:1: unknown variable `nope`"), "{err}");
+        assert!(render_file("${", Path::new("t.tpl"), &vars, Path::new("."), 0).is_err());
+    }
+}
