@@ -77,6 +77,8 @@ pub struct QemuPlan {
     pub disk_paths: Vec<String>,
     /// Switches of `qemuargs` that replaced defaults, with the defaults dropped.
     pub replaced: Vec<Replaced>,
+    /// Where kiln deliberately departs from Packer for this plan.
+    pub notes: Vec<String>,
 }
 
 /// A default switch replaced by `qemuargs`.
@@ -257,6 +259,23 @@ pub fn plan_qemu(config: &QemuConfig, facts: &RuntimeFacts) -> Result<QemuPlan, 
         devices.push(format!("{},netdev=user.0", config.net_device));
     }
 
+    // A `-drive` in qemuargs drops every default drive, and with them the
+    // `cd_files`/`cd_content` seed, whose path the template cannot know:
+    // Packer then boots without it and SSH never comes up. kiln keeps the
+    // seed attached unless qemuargs already name it.
+    let mut notes = Vec::new();
+    if let Some(cd) = &facts.cd_path
+        && user.iter().any(|(k, _)| k == "-drive")
+        && let Some((_, drives)) = merged.iter_mut().find(|(k, _)| k == "-drive")
+        && !drives.iter().any(|d| d.contains(cd.as_str()))
+    {
+        drives.push(format!("file={cd},media=cdrom,readonly=on"));
+        notes.push(
+            "qemuargs re-declares `-drive`, which drops Packer's default drives; kiln keeps the `cd_files`/`cd_content` seed attached (Packer would boot without it)"
+                .to_string(),
+        );
+    }
+
     let console = match user.iter().find(|(k, _)| k == "-serial") {
         None => ConsoleTap::Stdout,
         Some((_, values))
@@ -296,6 +315,7 @@ pub fn plan_qemu(config: &QemuConfig, facts: &RuntimeFacts) -> Result<QemuPlan, 
         qmp_socket: facts.qmp_socket.clone(),
         disk_paths: config.disk_paths(),
         replaced,
+        notes,
     })
 }
 

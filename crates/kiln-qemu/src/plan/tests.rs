@@ -99,6 +99,17 @@ fn packer_maas_cloudimg_redeclares_all_drives() {
     assert!(plan.args.contains(&"virtio-net,netdev=user.0".to_string()));
     insta::assert_snapshot!(plan.to_lines());
     insta::assert_debug_snapshot!(plan.replaced);
+    assert!(plan.notes.is_empty());
+
+    // With a cd_content seed kiln keeps it attached (Packer would drop it).
+    let mut f = facts();
+    f.cd_path = Some("/tmp/kiln-x/cidata.iso".into());
+    let plan = plan_qemu(&config, &f).unwrap();
+    assert!(
+        plan.args
+            .contains(&"file=/tmp/kiln-x/cidata.iso,media=cdrom,readonly=on".to_string())
+    );
+    assert_eq!(plan.notes.len(), 1);
 }
 
 #[test]
