@@ -79,32 +79,24 @@ impl Guest {
         }
     }
 
-    /// Retry `op` while the connection is lost (a reboot in progress),
-    /// reconnecting in between, until `limit` has passed.
-    async fn retrying<T, F>(
+    /// After a failed attempt: reconnect and return Ok to retry, or the
+    /// error when the connection was not lost or time is up.
+    async fn recover(
         &mut self,
-        limit: Duration,
+        deadline: Instant,
+        lost: bool,
+        message: String,
         ev: &BuildEvents,
-        mut op: F,
-    ) -> Result<T, String>
-    where
-        F: AsyncFnMut(&Session) -> Result<T, (bool, String)>,
-    {
-        let deadline = Instant::now() + limit;
-        loop {
-            match op(&self.session).await {
-                Ok(v) => return Ok(v),
-                Err((true, message)) if Instant::now() < deadline => {
-                    ev.diagnosis(
-                        "reconnect",
-                        format!("connection lost ({message}); retrying"),
-                    );
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    self.reconnect(left, ev).await?;
-                }
-                Err((_, message)) => return Err(message),
-            }
+    ) -> Result<(), String> {
+        if !lost || Instant::now() >= deadline {
+            return Err(message);
         }
+        ev.diagnosis(
+            "reconnect",
+            format!("connection lost ({message}); retrying"),
+        );
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.reconnect(left, ev).await
     }
 
     /// Write `data` to `remote` with `mode`, retrying across a reboot.
@@ -116,12 +108,16 @@ impl Guest {
         limit: Duration,
         ev: &BuildEvents,
     ) -> Result<(), String> {
-        self.retrying(limit, ev, async |s: &Session| {
-            s.upload_bytes(data, remote, mode)
-                .await
-                .map_err(|e| (e.is_disconnect(), e.to_string()))
-        })
-        .await
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.session.upload_bytes(data, remote, mode).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    self.recover(deadline, e.is_disconnect(), e.to_string(), ev)
+                        .await?
+                }
+            }
+        }
     }
 
     /// `rm -f PATH`, retrying across a reboot.
@@ -132,20 +128,22 @@ impl Guest {
         ev: &BuildEvents,
     ) -> Result<(), String> {
         let command = format!("rm -f {}", kiln_ssh::shell::quote(path));
-        self.retrying(limit, ev, async |s: &Session| {
-            match s.exec_capture(&command).await {
-                Ok(c) if c.status.success() => Ok(()),
-                Ok(c) => Err((
-                    false,
-                    format!(
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.session.exec_capture(&command).await {
+                Ok(c) if c.status.success() => return Ok(()),
+                Ok(c) => {
+                    return Err(format!(
                         "error removing temporary script at {path}: exit {}",
                         c.status.shell_code()
-                    ),
-                )),
-                Err(e) => Err((e.is_disconnect(), e.to_string())),
+                    ));
+                }
+                Err(e) => {
+                    self.recover(deadline, e.is_disconnect(), e.to_string(), ev)
+                        .await?
+                }
             }
-        })
-        .await
+        }
     }
 
     /// Upload a local file or directory with Packer's trailing-slash rules.

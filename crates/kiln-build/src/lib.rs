@@ -11,3 +11,5 @@ pub mod pipeline;
 pub mod postprocess;
 pub mod preflight;
 pub mod provision;
+pub mod run;
+pub mod spec;

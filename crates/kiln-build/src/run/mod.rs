@@ -1,0 +1,257 @@
+//! Running builds: the pipelines of the `qemu` and `null` sources, the
+//! provisioners, the post-processor chains, the on-error policy, and
+//! several builds side by side.
+
+mod null;
+mod postprocessors;
+mod provisioners;
+mod qemu;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kiln_qemu::accel::AccelVerdict;
+use tokio_util::sync::CancellationToken;
+
+use crate::artifact::Artifact;
+use crate::events::{BuildEvents, Event, Events};
+use crate::pipeline::{Pipeline, StepError, StepTiming};
+use crate::spec::{BuildSpec, OnError, SourceSpec};
+
+/// How this run of builds behaves.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Relative paths of templates resolve here (Packer: the working directory).
+    pub cwd: PathBuf,
+    /// `-force`: replace existing output directories.
+    pub force: bool,
+    pub on_error: OnError,
+    /// Downloads and memos.
+    pub cache_dir: PathBuf,
+    /// Console logs live here, per build, so they survive a failed build.
+    pub log_dir: PathBuf,
+    /// Packer's `PACKER_RUN_UUID`.
+    pub run_uuid: String,
+    /// The accelerator probe's verdict (None: not probed, TCG is used
+    /// unless the template says otherwise).
+    pub kvm: Option<AccelVerdict>,
+    /// `-parallel-builds`: 0 means no limit.
+    pub parallel_builds: usize,
+    /// No console output at all within this → "guest is silent".
+    pub boot_silence_timeout: Duration,
+}
+
+/// What one build produced.
+#[derive(Debug, serde::Serialize)]
+pub struct BuildOutcome {
+    pub name: String,
+    pub artifacts: Vec<Artifact>,
+    pub timings: Vec<StepTiming>,
+    pub millis: u64,
+    pub error: Option<String>,
+    pub interrupted: bool,
+}
+
+/// Tells a build how many of its siblings are still running (a qemu build
+/// may need a file a null build of the same run is making, as in
+/// packer-maas).
+#[derive(Clone)]
+pub struct Siblings {
+    running: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+impl Siblings {
+    fn new(n: usize) -> Self {
+        let (tx, _rx) = tokio::sync::watch::channel(n);
+        Siblings {
+            running: Arc::new(tx),
+        }
+    }
+
+    fn finished(&self) {
+        self.running.send_modify(|n| *n = n.saturating_sub(1));
+    }
+
+    /// Wait until `ready()` holds or no other build is running.
+    pub async fn wait_for(&self, mut ready: impl FnMut() -> bool) -> bool {
+        let mut rx = self.running.subscribe();
+        loop {
+            if ready() {
+                return true;
+            }
+            // This build itself counts as one.
+            if *rx.borrow() <= 1 {
+                return ready();
+            }
+            let tick = tokio::time::sleep(Duration::from_millis(200));
+            tokio::select! {
+                r = rx.changed() => { if r.is_err() { return ready(); } }
+                _ = tick => {}
+            }
+        }
+    }
+}
+
+/// Run every build (in parallel up to the limit) and collect outcomes.
+pub async fn run_all(
+    specs: Vec<BuildSpec>,
+    opts: &RunOptions,
+    events: Events,
+    cancel: CancellationToken,
+) -> Vec<BuildOutcome> {
+    let limit = if opts.parallel_builds == 0 {
+        specs.len().max(1)
+    } else {
+        opts.parallel_builds
+    };
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(limit));
+    let siblings = Siblings::new(specs.len());
+    let mut tasks = Vec::new();
+    for spec in specs {
+        let opts = opts.clone();
+        let events = events.clone();
+        let cancel = cancel.clone();
+        let semaphore = semaphore.clone();
+        let siblings = siblings.clone();
+        tasks.push(tokio::spawn(async move {
+            let _permit = semaphore.acquire_owned().await;
+            let outcome = run_build(&spec, &opts, events, cancel, &siblings).await;
+            siblings.finished();
+            outcome
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        match t.await {
+            Ok(o) => outcomes.push(o),
+            Err(e) => outcomes.push(BuildOutcome {
+                name: "?".into(),
+                artifacts: Vec::new(),
+                timings: Vec::new(),
+                millis: 0,
+                error: Some(format!("build task failed: {e}")),
+                interrupted: false,
+            }),
+        }
+    }
+    outcomes
+}
+
+/// Run one build to the end, cleanups included.
+pub async fn run_build(
+    spec: &BuildSpec,
+    opts: &RunOptions,
+    events: Events,
+    cancel: CancellationToken,
+    siblings: &Siblings,
+) -> BuildOutcome {
+    let started = Instant::now();
+    let ev = BuildEvents {
+        build: spec.name.clone(),
+        events,
+    };
+    ev.emit(Event::BuildStarted {
+        build: spec.name.clone(),
+    });
+    let mut p = Pipeline::new(ev.clone(), cancel);
+    let result = match &spec.source {
+        SourceSpec::Qemu(cfg) => qemu::run(spec, cfg, opts, &mut p, siblings).await,
+        SourceSpec::Null(cfg) => null::run(spec, cfg, opts, &mut p).await,
+    };
+    let (artifacts, error, interrupted) = match result {
+        Ok(builder_artifact) => {
+            p.cleanup().await;
+            match postprocessors::run_chains(spec, builder_artifact, opts, &mut p).await {
+                Ok(artifacts) => (artifacts, None, false),
+                Err(e) => (Vec::new(), Some(e.to_string()), e.is_interrupted()),
+            }
+        }
+        Err(e) => {
+            let interrupted = e.is_interrupted();
+            finish_failed(&mut p, opts.on_error, interrupted).await;
+            (Vec::new(), Some(e.to_string()), interrupted)
+        }
+    };
+    for a in &artifacts {
+        ev.emit(Event::Artifact {
+            build: spec.name.clone(),
+            kind: a.kind.clone(),
+            path: a.describe(),
+            sha256: None,
+            bytes: None,
+        });
+    }
+    let duration = started.elapsed();
+    ev.emit(Event::BuildFinished {
+        build: spec.name.clone(),
+        duration,
+        error: error.clone(),
+    });
+    BuildOutcome {
+        name: spec.name.clone(),
+        artifacts,
+        timings: p.timings().to_vec(),
+        millis: duration.as_millis() as u64,
+        error,
+        interrupted,
+    }
+}
+
+/// The on-error policy once a step failed.
+async fn finish_failed(p: &mut Pipeline, on_error: OnError, interrupted: bool) {
+    let policy = if interrupted {
+        OnError::Cleanup
+    } else {
+        on_error
+    };
+    match policy {
+        OnError::Cleanup => p.cleanup().await,
+        OnError::Abort | OnError::RunCleanupProvisioner => {
+            let left = p.abandon();
+            if !left.is_empty() {
+                p.ev.warn(format!(
+                    "-on-error={}: left in place for inspection: {}",
+                    if policy == OnError::Abort {
+                        "abort"
+                    } else {
+                        "run-cleanup-provisioner"
+                    },
+                    left.join(", ")
+                ));
+            }
+        }
+        OnError::Ask => {
+            if ask_cleanup(&p.ev).await {
+                p.cleanup().await;
+            } else {
+                let left = p.abandon();
+                p.ev.warn(format!("left in place: {}", left.join(", ")));
+            }
+        }
+    }
+}
+
+/// `-on-error=ask`: clean up, or leave everything for inspection.
+async fn ask_cleanup(ev: &BuildEvents) -> bool {
+    use std::io::IsTerminal;
+    use tokio::io::AsyncBufReadExt;
+    if !std::io::stdin().is_terminal() {
+        ev.warn("-on-error=ask without a terminal: cleaning up");
+        return true;
+    }
+    ev.say("Step failed. [c] Clean up and exit, [a] abort without cleanup (leave the VM and files)? [c/a]");
+    let mut line = String::new();
+    let _ = tokio::io::BufReader::new(tokio::io::stdin())
+        .read_line(&mut line)
+        .await;
+    !line.trim().eq_ignore_ascii_case("a")
+}
+
+/// A step error for things that are not a step's own failure.
+pub(crate) fn fail(step: &str, message: impl Into<String>) -> StepError {
+    StepError::Failed {
+        step: step.to_string(),
+        message: message.into(),
+    }
+}

@@ -1,0 +1,146 @@
+//! Post-processor chains, with Packer's rules for which artifacts are
+//! kept: each chain starts from the builder's artifact; an intermediate
+//! nobody keeps is deleted; the builder's artifact is deleted only when no
+//! chain's first post-processor keeps it.
+
+use kiln_qemu::placeholders::TemplateData;
+
+use super::RunOptions;
+use crate::artifact::Artifact;
+use crate::pipeline::{Pipeline, StepError};
+use crate::postprocess::{PostProcessorConfig, checksum, compress, manifest};
+use crate::provision::shell::BuildFacts;
+use crate::provision::shell_local;
+use crate::spec::{BuildSpec, PostProcessorSpec};
+
+pub(crate) async fn run_chains(
+    spec: &BuildSpec,
+    builder: Artifact,
+    opts: &RunOptions,
+    p: &mut Pipeline,
+) -> Result<Vec<Artifact>, StepError> {
+    if spec.post_processors.is_empty() {
+        return Ok(vec![builder]);
+    }
+    let mut keep_original = false;
+    let mut results = Vec::new();
+    for (c, chain) in spec.post_processors.iter().enumerate() {
+        let mut prior = builder.clone();
+        for (i, pp) in chain.iter().enumerate() {
+            let step = format!("post-processor {}.{} {}", c + 1, i + 1, label(pp));
+            p.ev.say(format!("Running post-processor: {}", label(pp)));
+            let input = prior.clone();
+            let artifact = p
+                .step(&step, run_one(spec, pp, &input, opts, &p.ev.clone()))
+                .await?;
+            let (default_keep, forced) = pp.config.keep_defaults();
+            let keep = match pp.keep_input_artifact {
+                Some(false) if default_keep && forced => true,
+                Some(k) => k,
+                None => default_keep,
+            };
+            if i == 0 {
+                keep_original |= keep;
+            } else if !keep {
+                for (path, e) in input.destroy() {
+                    p.ev.warn(format!("could not remove {}: {e}", path.display()));
+                }
+            }
+            prior = artifact;
+        }
+        results.push(prior);
+    }
+    if keep_original {
+        results.insert(0, builder);
+    } else if !builder.files.is_empty() {
+        p.ev.say(format!(
+            "Deleting the builder's artifact ({}): no post-processor keeps it (`keep_input_artifact`)",
+            builder.describe()
+        ));
+        for (path, e) in builder.destroy() {
+            p.ev.warn(format!("could not remove {}: {e}", path.display()));
+        }
+    }
+    Ok(results)
+}
+
+fn label(pp: &PostProcessorSpec) -> String {
+    match &pp.name {
+        Some(n) => format!("{} ({n})", pp.config.type_name()),
+        None => pp.config.type_name().to_string(),
+    }
+}
+
+async fn run_one(
+    spec: &BuildSpec,
+    pp: &PostProcessorSpec,
+    input: &Artifact,
+    opts: &RunOptions,
+    ev: &crate::events::BuildEvents,
+) -> Result<Artifact, String> {
+    let build_name = spec.source_name().to_string();
+    let builder_type = spec.source.type_name().to_string();
+    let cwd = opts.cwd.clone();
+    match &pp.config {
+        PostProcessorConfig::Manifest(cfg) => {
+            let rec = manifest::record(
+                cfg,
+                input,
+                &build_name,
+                &builder_type,
+                &opts.run_uuid,
+                now_unix(),
+            );
+            manifest::append(&cwd.join(&cfg.output), rec, &opts.run_uuid, opts.force)
+                .map_err(|e| e.to_string())?;
+            Ok(input.clone())
+        }
+        PostProcessorConfig::Checksum(cfg) => {
+            let cfg = cfg.clone();
+            let input = input.clone();
+            tokio::task::spawn_blocking(move || {
+                checksum::run(&cfg, &input, &cwd, &build_name, &builder_type)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+        }
+        PostProcessorConfig::Compress(cfg) => {
+            let cfg = cfg.clone();
+            let input = input.clone();
+            let ev2 = ev.clone();
+            tokio::task::spawn_blocking(move || {
+                compress::run(
+                    &cfg,
+                    &input,
+                    &cwd,
+                    &build_name,
+                    &builder_type,
+                    &|done, total| ev2.progress("compress", done, Some(total)),
+                )
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+        }
+        PostProcessorConfig::ShellLocal(cfg) => {
+            let facts = BuildFacts {
+                build_name,
+                builder_type,
+                http: None,
+            };
+            let data = TemplateData::new().with("PackerRunUUID", &opts.run_uuid);
+            shell_local::run(cfg, &cwd, &facts, &data, ev)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(input.clone())
+        }
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

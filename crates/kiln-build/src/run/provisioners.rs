@@ -1,0 +1,145 @@
+//! Running the build's provisioners in order, with Packer's common
+//! fields: `pause_before`, `max_retries`, `timeout`; and the
+//! `error-cleanup-provisioner` when one fails.
+
+use std::path::Path;
+
+use kiln_qemu::placeholders::TemplateData;
+
+use crate::events::BuildEvents;
+use crate::guest::Guest;
+use crate::pipeline::{Pipeline, StepError};
+use crate::provision::shell::BuildFacts;
+use crate::provision::{ProvisionerConfig, breakpoint, file, shell, shell_local};
+use crate::spec::{BuildSpec, OnError, ProvisionerSpec};
+
+/// What every provisioner of a build shares.
+pub(crate) struct ProvisionEnv<'a> {
+    pub facts: BuildFacts,
+    /// Go-template data (`{{ .HTTPIP }}`-style build values).
+    pub data: TemplateData,
+    pub cwd: &'a Path,
+    /// A command to log into the guest, for breakpoints.
+    pub ssh_hint: Option<String>,
+    /// Seed for stable remote script names.
+    pub seed: u64,
+}
+
+/// Run every provisioner as its own step (`provision 1/4 shell`).
+pub(crate) async fn run_all(
+    spec: &BuildSpec,
+    mut guest: Option<&mut Guest>,
+    env: &ProvisionEnv<'_>,
+    on_error: OnError,
+    p: &mut Pipeline,
+) -> Result<(), StepError> {
+    let total = spec.provisioners.len();
+    for (i, prov) in spec.provisioners.iter().enumerate() {
+        let step = format!("provision {}/{} {}", i + 1, total, prov.label());
+        let ev = p.ev.clone();
+        let result = p
+            .step(
+                &step,
+                run_with_retries(prov, guest.as_deref_mut(), env, &ev, i),
+            )
+            .await;
+        if let Err(e) = result {
+            if !e.is_interrupted()
+                && on_error != OnError::Abort
+                && let Some(cleanup) = &spec.error_cleanup
+            {
+                p.ev.say(
+                    "Provisioning step had errors: Running the cleanup provisioner, if present...",
+                );
+                let ev = p.ev.clone();
+                let _ = p
+                    .step(
+                        "error-cleanup-provisioner",
+                        run_with_retries(cleanup, guest.as_deref_mut(), env, &ev, usize::MAX),
+                    )
+                    .await;
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+async fn run_with_retries(
+    prov: &ProvisionerSpec,
+    mut guest: Option<&mut Guest>,
+    env: &ProvisionEnv<'_>,
+    ev: &BuildEvents,
+    index: usize,
+) -> Result<(), String> {
+    if !prov.pause_before.is_zero() {
+        ev.say(format!(
+            "Pausing {:?} before the next provisioner...",
+            prov.pause_before
+        ));
+        tokio::time::sleep(prov.pause_before).await;
+    }
+    let mut attempt = 0;
+    loop {
+        let run = run_one(prov, guest.as_deref_mut(), env, ev, index);
+        let result = match prov.timeout {
+            Some(limit) => match tokio::time::timeout(limit, run).await {
+                Ok(r) => r,
+                Err(_) => Err(format!("provisioner timed out after {limit:?} (`timeout`)")),
+            },
+            None => run.await,
+        };
+        match result {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < prov.max_retries => {
+                attempt += 1;
+                ev.warn(format!(
+                    "provisioner failed ({e}); retrying ({attempt}/{})",
+                    prov.max_retries
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn run_one(
+    prov: &ProvisionerSpec,
+    guest: Option<&mut Guest>,
+    env: &ProvisionEnv<'_>,
+    ev: &BuildEvents,
+    index: usize,
+) -> Result<(), String> {
+    let no_guest = || {
+        format!(
+            "the `{}` provisioner needs a communicator, but this build has `communicator = \"none\"`",
+            prov.config.type_name()
+        )
+    };
+    match &prov.config {
+        ProvisionerConfig::Shell(cfg) => {
+            let guest = guest.ok_or_else(no_guest)?;
+            let seed = env.seed.wrapping_add(index as u64);
+            let plan = shell::plan(cfg, &env.facts, &env.data, seed).map_err(|e| e.to_string())?;
+            shell::run(cfg, &plan, guest, ev)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        ProvisionerConfig::File(cfg) => {
+            let guest = guest.ok_or_else(no_guest)?;
+            file::run(cfg, env.cwd, &env.data, guest, ev)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        ProvisionerConfig::ShellLocal(cfg) => {
+            shell_local::run(cfg, env.cwd, &env.facts, &env.data, ev)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        ProvisionerConfig::Breakpoint(cfg) => {
+            breakpoint::run(cfg, env.ssh_hint.as_deref(), ev).await;
+            Ok(())
+        }
+    }
+}
