@@ -115,6 +115,21 @@ impl Diag {
         self
     }
 
+    /// A related place given as a span (its file found by name).
+    pub fn related_span(
+        mut self,
+        span: &Span,
+        files: &[Arc<SourceFile>],
+        message: impl Into<String>,
+    ) -> Self {
+        self.related.push(Related {
+            span: span.clone(),
+            message: message.into(),
+            source: files.iter().find(|f| f.name == span.file).cloned(),
+        });
+        self
+    }
+
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }

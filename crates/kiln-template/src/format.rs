@@ -481,10 +481,8 @@ fn net_brackets(toks: &[Tok]) -> i32 {
 
 /// Format a file's text; errors if it does not parse.
 pub fn format_hcl(text: &str, name: &str) -> Result<String, Diag> {
-    if let Err(e) = hcl_edit::parser::parse_body(text) {
-        let src = Arc::new(SourceFile::new(name, name.into(), text));
-        return Err(crate::syntax::parse_error(&src, &e));
-    }
+    let src = Arc::new(SourceFile::new(name, name.into(), text));
+    crate::syntax::parse_native(&src)?;
     let toks = Lexer {
         s: text,
         pos: 0,

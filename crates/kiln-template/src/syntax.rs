@@ -92,9 +92,62 @@ pub struct SFile {
     pub body: SBody,
 }
 
+/// Finds quoted strings split over lines, which HCL rejects (hcl-edit
+/// accepts them).
+struct MultiLineStrings<'a> {
+    text: &'a str,
+    in_heredoc: usize,
+    found: Option<Range<usize>>,
+}
+
+impl MultiLineStrings<'_> {
+    fn check(&mut self, span: Option<Range<usize>>) {
+        if self.found.is_some() || self.in_heredoc > 0 {
+            return;
+        }
+        if let Some(r) = span
+            && self.text.get(r.clone()).is_some_and(|t| t.contains('\n'))
+        {
+            self.found = Some(r);
+        }
+    }
+}
+
+impl hcl_edit::visit::Visit for MultiLineStrings<'_> {
+    fn visit_string(&mut self, node: &hcl_edit::Decorated<String>) {
+        self.check(node.span());
+    }
+    fn visit_literal(&mut self, node: &hcl_edit::Spanned<String>) {
+        self.check(node.span());
+    }
+    fn visit_heredoc_template(&mut self, node: &hcl_edit::template::HeredocTemplate) {
+        self.in_heredoc += 1;
+        hcl_edit::visit::visit_heredoc_template(self, node);
+        self.in_heredoc -= 1;
+    }
+}
+
+/// Parse native syntax as HCL does: hcl-edit, plus HCL's rule that a
+/// quoted string may not span lines.
+pub fn parse_native(src: &Arc<SourceFile>) -> Result<hcl_edit::structure::Body, Diag> {
+    let body = hcl_edit::parser::parse_body(&src.text).map_err(|e| parse_error(src, &e))?;
+    let mut v = MultiLineStrings {
+        text: &src.text,
+        in_heredoc: 0,
+        found: None,
+    };
+    hcl_edit::visit::visit_body(&mut v, &body);
+    if let Some(r) = v.found {
+        return Err(Diag::error("invalid multi-line string")
+            .at(src, r)
+            .detail("quoted strings may not be split over multiple lines; use the `\\n` escape or a heredoc (`<<EOT`)"));
+    }
+    Ok(body)
+}
+
 /// Parse a native-syntax HCL file.
 pub fn parse_hcl(src: &Arc<SourceFile>) -> Result<SFile, Vec<Diag>> {
-    let body = hcl_edit::parser::parse_body(&src.text).map_err(|e| vec![parse_error(src, &e)])?;
+    let body = parse_native(src).map_err(|d| vec![d])?;
     let mut diags = Vec::new();
     let body = convert_body(src, body, &mut diags);
     if diags.is_empty() {

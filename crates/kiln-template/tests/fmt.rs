@@ -44,8 +44,9 @@ fn fmt_matches_packer_fmt() {
                 .args(["fmt", "x.pkr.hcl"])
                 .current_dir(tmp.path())
                 .env("CHECKPOINT_DISABLE", "1")
-                .status()
+                .output()
                 .unwrap()
+                .status
                 .success();
             assert!(ok, "packer fmt failed on {name}");
             assert_eq!(

@@ -104,7 +104,7 @@ pub(crate) fn declare(files: &[SFile], cwd: &Path, diags: &mut Diags) -> Declare
                 "variable" if b.labels.len() == 1 => {
                     let name = &b.labels[0].0;
                     if let Some(prev) = out.vars.get(name) {
-                        diags.push(duplicate(f, b.def_span.clone(), name, prev));
+                        diags.push(duplicate(files, f, b.def_span.clone(), name, prev));
                         continue;
                     }
                     let (var, vals) = variable_block(f, b, cwd, diags);
@@ -121,7 +121,7 @@ pub(crate) fn declare(files: &[SFile], cwd: &Path, diags: &mut Diags) -> Declare
                     }
                     for a in b.body.attrs() {
                         if let Some(prev) = out.vars.get(&a.name) {
-                            diags.push(duplicate(f, a.name_span.clone(), &a.name, prev));
+                            diags.push(duplicate(files, f, a.name_span.clone(), &a.name, prev));
                             continue;
                         }
                         let default = eval_default(f, &a.expr, diags);
@@ -149,7 +149,14 @@ pub(crate) fn declare(files: &[SFile], cwd: &Path, diags: &mut Diags) -> Declare
     out
 }
 
-fn duplicate(f: &SFile, range: std::ops::Range<usize>, name: &str, prev: &Variable) -> Diag {
+fn duplicate(
+    files: &[SFile],
+    f: &SFile,
+    range: std::ops::Range<usize>,
+    name: &str,
+    prev: &Variable,
+) -> Diag {
+    let sources: Vec<Arc<SourceFile>> = files.iter().map(|f| f.src.clone()).collect();
     Diag::error(format!("duplicate variable `{name}`"))
         .at(&f.src, range)
         .label("declared again here")
@@ -157,6 +164,7 @@ fn duplicate(f: &SFile, range: std::ops::Range<usize>, name: &str, prev: &Variab
             "duplicate `{name}` variable definition found; it is first declared at {}",
             prev.span
         ))
+        .related_span(&prev.span, &sources, "first declared here")
 }
 
 /// Packer gives an untyped variable the type of its default (unless the

@@ -1,0 +1,5 @@
+locals {
+  ok  = "a\nb"
+  bad = "first line
+second line"
+}
