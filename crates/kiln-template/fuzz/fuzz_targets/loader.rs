@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
     if let Some(j) = json {
         templates.push(("b.pkr.json".to_string(), j));
     }
-    let var_files: Vec<(String, String)> = vars.map(|v| ("v.auto.pkrvars.hcl".to_string(), v)).into_iter().collect();
+    let var_files: Vec<(String, String)> = vars
+        .map(|v| ("v.auto.pkrvars.hcl".to_string(), v))
+        .into_iter()
+        .collect();
     let mut opts = LoadOptions::default();
     for line in cli.lines() {
         if let Some((k, v)) = line.split_once('=') {
