@@ -98,6 +98,16 @@ pub struct TransferStats {
     pub bytes: u64,
 }
 
+/// How far a transfer is, reported after each chunk of file content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Content bytes moved so far.
+    pub bytes: u64,
+    /// All content bytes, when known before the transfer (uploads, and
+    /// downloads of a single file once its size arrives).
+    pub total: Option<u64>,
+}
+
 /// What an upload will run. Pure: see [`plan_upload`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadPlan {
@@ -326,6 +336,9 @@ const CHUNK: usize = 256 * 1024;
 /// The client end of one scp exec channel.
 struct ScpIo<'s> {
     session: &'s Session,
+    on_progress: Box<dyn FnMut(Progress) + Send + 's>,
+    done: u64,
+    total: Option<u64>,
     command: String,
     remote_path: String,
     channel: russh::Channel<Msg>,
@@ -341,10 +354,14 @@ impl<'s> ScpIo<'s> {
         session: &'s Session,
         command: String,
         remote_path: &str,
+        on_progress: impl FnMut(Progress) + Send + 's,
     ) -> Result<ScpIo<'s>, TransferError> {
         let channel = session.start(&command).await?;
         Ok(ScpIo {
             session,
+            on_progress: Box::new(on_progress),
+            done: 0,
+            total: None,
             command,
             remote_path: remote_path.to_owned(),
             channel,
@@ -354,6 +371,14 @@ impl<'s> ScpIo<'s> {
             status: None,
             closed: false,
         })
+    }
+
+    fn advance(&mut self, n: u64) {
+        self.done += n;
+        (self.on_progress)(Progress {
+            bytes: self.done,
+            total: self.total,
+        });
     }
 
     fn target(&self) -> Target {
@@ -518,6 +543,7 @@ impl<'s> ScpIo<'s> {
             Content::Bytes(b) => {
                 for chunk in b.chunks(CHUNK) {
                     self.send(chunk.to_vec()).await?;
+                    self.advance(chunk.len() as u64);
                 }
             }
             Content::File(path) => {
@@ -541,6 +567,7 @@ impl<'s> ScpIo<'s> {
                     chunk.truncate(n);
                     left -= n as u64;
                     self.send(chunk).await?;
+                    self.advance(n as u64);
                 }
             }
         }
@@ -597,6 +624,16 @@ impl Session {
     /// Uploads a local file or directory with Packer's rules (see the
     /// module docs). `local` keeps its trailing slash, if any.
     pub async fn upload(&self, local: &Path, remote: &str) -> Result<TransferStats, TransferError> {
+        self.upload_with_progress(local, remote, |_| {}).await
+    }
+
+    /// [`Session::upload`], reporting [`Progress`] after each chunk.
+    pub async fn upload_with_progress(
+        &self,
+        local: &Path,
+        remote: &str,
+        on_progress: impl FnMut(Progress) + Send,
+    ) -> Result<TransferStats, TransferError> {
         let meta = std::fs::metadata(local).map_err(|source| TransferError::Local {
             action: "stat",
             path: local.to_owned(),
@@ -627,7 +664,15 @@ impl Session {
                 times: times_of(&meta),
             });
         }
-        let mut io = ScpIo::start(self, plan.command(), remote).await?;
+        let total = records
+            .iter()
+            .map(|r| match r {
+                Record::File { size, .. } => *size,
+                _ => 0,
+            })
+            .sum();
+        let mut io = ScpIo::start(self, plan.command(), remote, on_progress).await?;
+        io.total = Some(total);
         io.read_ack().await?;
         let mut stats = TransferStats::default();
         for record in &records {
@@ -674,7 +719,7 @@ impl Session {
             });
         }
         let plan = plan_upload(name, false, remote);
-        let mut io = ScpIo::start(self, plan.command(), remote).await?;
+        let mut io = ScpIo::start(self, plan.command(), remote, |_| {}).await?;
         io.read_ack().await?;
         io.send_file(
             name,
@@ -694,13 +739,23 @@ impl Session {
         remote: &str,
         local: &Path,
     ) -> Result<TransferStats, TransferError> {
+        self.download_with_progress(remote, local, |_| {}).await
+    }
+
+    /// [`Session::download`], reporting [`Progress`] after each chunk.
+    pub async fn download_with_progress(
+        &self,
+        remote: &str,
+        local: &Path,
+        on_progress: impl FnMut(Progress) + Send,
+    ) -> Result<TransferStats, TransferError> {
         let plan = plan_download(remote, local);
         std::fs::create_dir_all(&plan.mkdir).map_err(|source| TransferError::Local {
             action: "create directory",
             path: plan.mkdir.clone(),
             source,
         })?;
-        let mut io = ScpIo::start(self, plan.command(), remote).await?;
+        let mut io = ScpIo::start(self, plan.command(), remote, on_progress).await?;
         let mut stats = TransferStats::default();
         let result = sink(&mut io, &plan, &mut stats).await;
         match result {
@@ -814,6 +869,9 @@ async fn sink(
                     } else {
                         plan.local.clone()
                     };
+                    if !plan.recursive {
+                        io.total = Some(size);
+                    }
                     io.write_ack().await?;
                     receive_file(io, &path, size).await?;
                     io.read_ack().await?;
@@ -892,6 +950,7 @@ async fn receive_file(io: &mut ScpIo<'_>, path: &Path, size: u64) -> Result<(), 
             .map_err(local("write"))?;
         io.pos += n;
         left -= n as u64;
+        io.advance(n as u64);
     }
     out.flush().await.map_err(local("write"))?;
     out.into_inner().sync_all().await.map_err(local("write"))?;

@@ -666,9 +666,9 @@ async fn attempt(
                 peer_closed: true,
             };
         }
-        Ok(Err(BannerError::NotSsh(first_line))) => {
+        Ok(Err(BannerError::NotSsh(line))) => {
             return Outcome::HandshakeFailed {
-                error: format!("not an SSH server; it sent `{first_line}`"),
+                error: format!("not an SSH server; it sent `{line}`"),
             };
         }
         Ok(Ok(v)) => v,
@@ -743,11 +743,14 @@ enum BannerError {
 /// Returns the line (without its end) and every byte read, for replay.
 async fn read_banner(stream: &mut TcpStream) -> Result<(String, Vec<u8>), BannerError> {
     const LIMIT: usize = 16 * 1024;
-    let mut buf = Vec::with_capacity(256);
+    let mut buf: Vec<u8> = Vec::with_capacity(256);
     let mut line_start = 0;
     let mut chunk = [0u8; 1024];
     loop {
         let n = match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) if buf.iter().any(|b| !b.is_ascii_whitespace()) => {
+                return Err(BannerError::NotSsh(first_line(&buf)));
+            }
             Ok(0) | Err(_) => return Err(BannerError::Closed),
             Ok(n) => n,
         };
@@ -766,14 +769,18 @@ async fn read_banner(stream: &mut TcpStream) -> Result<(String, Vec<u8>), Banner
             line_start += rel + 1;
         }
         if buf.len() > LIMIT {
-            let first = String::from_utf8_lossy(buf.get(..80.min(buf.len())).unwrap_or_default())
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            return Err(BannerError::NotSsh(first));
+            return Err(BannerError::NotSsh(first_line(&buf)));
         }
     }
+}
+
+fn first_line(buf: &[u8]) -> String {
+    String::from_utf8_lossy(buf.get(..80.min(buf.len())).unwrap_or_default())
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
 }
 
 /// A stream that first yields bytes already read from it.

@@ -566,9 +566,21 @@ async fn upload_of_50_mb_reports_throughput() {
     std::fs::write(&src, &data).unwrap();
 
     let dst = dir.path().join("big.copy");
+    let mut reports = Vec::new();
     let start = Instant::now();
-    session.upload(&src, &dst.to_string_lossy()).await.unwrap();
+    session
+        .upload_with_progress(&src, &dst.to_string_lossy(), |p| reports.push(p))
+        .await
+        .unwrap();
     let up = start.elapsed();
+    assert!(reports.len() > 10, "{}", reports.len());
+    assert_eq!(
+        reports.last().copied(),
+        Some(kiln_ssh::Progress {
+            bytes: size as u64,
+            total: Some(size as u64)
+        })
+    );
     assert!(
         std::fs::read(&dst).unwrap() == data,
         "upload content differs"
@@ -781,4 +793,174 @@ async fn time_from_listener_ready_to_first_command_result() {
         shell_cost,
         listening.saturating_duration_since(spawned)
     );
+}
+
+/// A TCP relay to `port` that can be frozen: it then stops forwarding in
+/// both directions but keeps the connections open (a guest that hangs, a
+/// network that drops packets).
+struct FreezableProxy {
+    port: u16,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FreezableProxy {
+    async fn start(to: u16) -> FreezableProxy {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let frozen = std::sync::Arc::new(AtomicBool::new(false));
+        let f = frozen.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = tokio::net::TcpStream::connect(("127.0.0.1", to))
+                    .await
+                    .unwrap();
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                for (mut r, mut w, frozen) in [
+                    (
+                        Box::new(cr) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+                        Box::new(sw) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+                        f.clone(),
+                    ),
+                    (Box::new(sr), Box::new(cw), f.clone()),
+                ] {
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match r.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            if frozen.load(Ordering::SeqCst) {
+                                std::future::pending::<()>().await;
+                            }
+                            if w.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = w.shutdown().await;
+                    });
+                }
+            }
+        });
+        FreezableProxy { port, frozen, task }
+    }
+
+    fn freeze(&self) {
+        self.frozen.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for FreezableProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_connection_is_detected_by_keepalive() {
+    if !sshd_available("hung_connection_is_detected_by_keepalive") {
+        return;
+    }
+    let sshd = Sshd::start();
+    let k = key();
+    sshd.authorize(&k);
+    let proxy = FreezableProxy::start(sshd.port).await;
+    let target = Target::new("127.0.0.1", proxy.port, sshd.user.clone());
+    let config = WaitConfig {
+        keepalive_interval: Some(Duration::from_millis(300)),
+        keepalive_max: 2,
+        ..fast_config()
+    };
+    let session = wait_ready(target, Auth::new().key(k), config, |_| {})
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (result, ()) = tokio::join!(session.exec("echo started; sleep 60", |_| {}), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        proxy.freeze();
+    });
+    let err = result.unwrap_err();
+    let took = started.elapsed();
+    assert!(err.is_disconnect(), "{err}");
+    assert!(took < Duration::from_secs(20), "noticed after {took:?}");
+    eprintln!("hung connection noticed after {took:.1?}: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_ssh_server_counts_handshake_failures() {
+    use tokio::io::AsyncWriteExt;
+    // Sends a banner, then closes: a handshake failure each time.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let _ = s.write_all(b"SSH-2.0-Broken_1.0\r\n").await;
+            drop(s);
+        }
+    });
+    let (tx, rx) = events();
+    let err = wait_ready(
+        Target::new("127.0.0.1", port, "nobody"),
+        Auth::new().password("x"),
+        WaitConfig {
+            handshake_attempts: 3,
+            ..fast_config()
+        },
+        move |e| {
+            tx.send(e).unwrap();
+        },
+    )
+    .await
+    .unwrap_err();
+    server.abort();
+    assert!(
+        matches!(&err, WaitError::HandshakeFailed { attempts: 3, .. }),
+        "{err}"
+    );
+    let seen: Vec<WaitEvent> = rx.try_iter().collect();
+    assert!(
+        matches!(&seen[0], WaitEvent::Banner { version } if version == "SSH-2.0-Broken_1.0"),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.iter()
+            .filter(|e| matches!(e, WaitEvent::HandshakeFailed { .. }))
+            .count(),
+        3
+    );
+    eprintln!("{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_ssh_service_is_named() {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+            drop(s);
+        }
+    });
+    let err = wait_ready(
+        Target::new("127.0.0.1", port, "nobody"),
+        Auth::new().password("x"),
+        WaitConfig {
+            handshake_attempts: 2,
+            ..fast_config()
+        },
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    server.abort();
+    let WaitError::HandshakeFailed { last_error, .. } = &err else {
+        panic!("{err}");
+    };
+    assert!(last_error.contains("not an SSH server"), "{err}");
+    assert!(last_error.contains("HTTP/1.1 400"), "{err}");
 }
