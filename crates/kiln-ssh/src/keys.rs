@@ -478,6 +478,16 @@ mod tests {
     }
 
     #[test]
+    fn generated_rsa_key_has_requested_size() {
+        let k = KeyPair::generate(KeyPairType::Rsa, Some(2048), "c").unwrap();
+        assert!(k.public_key_line().unwrap().starts_with("ssh-rsa AAAA"));
+        match k.private_key().key_data() {
+            KeypairData::Rsa(rsa) => assert_eq!(rsa.key_size(), 2048),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn generated_ecdsa_key_uses_curve() {
         let k = KeyPair::generate(KeyPairType::Ecdsa, Some(256), "c").unwrap();
         assert!(

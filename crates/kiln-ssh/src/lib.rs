@@ -10,6 +10,31 @@
 //!   `ssh_clear_authorized_keys`.
 //!
 //! It knows nothing of QEMU or HCL.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use kiln_ssh::{Auth, KeyPair, KeyPairType, Target, WaitConfig, wait_ready};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = KeyPair::generate(KeyPairType::Ed25519, None, "kiln-mybuild")?;
+//! let seed_line = key.public_key_line()?; // {{ .SSHPublicKey }}
+//! # let _ = seed_line;
+//! let config = WaitConfig { timeout: Duration::from_secs(600), ..WaitConfig::default() };
+//! let session = wait_ready(
+//!     Target::new("127.0.0.1", 3022, "ubuntu"),
+//!     Auth::new().key(key),
+//!     config,
+//!     |event| eprintln!("ssh: {event}"),
+//! )
+//! .await?;
+//! let status = session
+//!     .exec_lines("FOO=bar sh -c 'echo $FOO'", |stream, line| eprintln!("{stream:?}: {line}"))
+//!     .await?;
+//! assert!(status.success());
+//! session.upload_bytes(b"#!/bin/sh\necho hi\n", "/tmp/script.sh", 0o755).await?;
+//! # Ok(())
+//! # }
+//! ```
 
 mod authorized_keys;
 mod keys;

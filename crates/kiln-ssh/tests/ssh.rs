@@ -964,3 +964,20 @@ async fn non_ssh_service_is_named() {
     assert!(last_error.contains("not an SSH server"), "{err}");
     assert!(last_error.contains("HTTP/1.1 400"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_rsa_and_ecdsa_keys_authenticate() {
+    if !sshd_available("generated_rsa_and_ecdsa_keys_authenticate") {
+        return;
+    }
+    let sshd = Sshd::start();
+    for (kind, bits) in [(KeyPairType::Rsa, Some(2048)), (KeyPairType::Ecdsa, None)] {
+        let k = KeyPair::generate(kind, bits, "kiln-test").unwrap();
+        sshd.authorize(&k);
+        let target = Target::new("127.0.0.1", sshd.port, sshd.user.clone());
+        let s = wait_ready(target, Auth::new().key(k), fast_config(), |_| {})
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}\n{}", sshd.log()));
+        assert!(s.exec("true", |_| {}).await.unwrap().success());
+    }
+}
