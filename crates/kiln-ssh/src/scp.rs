@@ -31,7 +31,7 @@ use russh::client::Msg;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::session::{ExecError, ExitStatus, Session, short_command, sig_name};
-use crate::shell::{quote, quote_glob};
+use crate::shell::{quote_glob, quote_path};
 use crate::wait::Target;
 
 /// Errors of a transfer.
@@ -127,14 +127,14 @@ impl UploadPlan {
     pub fn command(&self) -> String {
         let mut cmd = String::new();
         if let Some(dir) = &self.mkdir {
-            cmd.push_str(&format!("mkdir -p -- {} && ", quote(dir)));
+            cmd.push_str(&format!("mkdir -p -- {} && ", quote_path(dir)));
         }
         cmd.push_str(if self.recursive {
             "scp -prt -- "
         } else {
             "scp -pt -- "
         });
-        cmd.push_str(&quote(&self.target));
+        cmd.push_str(&quote_path(&self.target));
         cmd
     }
 }

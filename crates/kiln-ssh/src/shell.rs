@@ -22,11 +22,28 @@ pub fn quote(s: &str) -> String {
     out
 }
 
-/// Quotes `s` like [`quote`] but leaves the glob characters `*`, `?` and
+/// Quotes a remote path like [`quote`], but a leading `~` or `~/` stays
+/// outside the quotes so the remote shell expands it to the home directory.
+pub fn quote_path(s: &str) -> String {
+    if s == "~" {
+        return "~".to_owned();
+    }
+    match s.strip_prefix("~/") {
+        Some("") => "~/".to_owned(),
+        Some(rest) => format!("~/{}", quote(rest)),
+        None => quote(s),
+    }
+}
+
+/// Quotes `s` like [`quote_path`] but leaves the glob characters `*`, `?` and
 /// `[`…`]` outside the quotes, so the remote shell expands them (as Packer's
 /// download of `dir/*` does) while spaces and other specials stay literal.
 pub fn quote_glob(s: &str) -> String {
-    let mut out = String::new();
+    let (mut out, s) = match s.strip_prefix("~/") {
+        Some(rest) => ("~/".to_owned(), rest),
+        None if s == "~" => return "~".to_owned(),
+        None => (String::new(), s),
+    };
     let mut lit = String::new();
     for c in s.chars() {
         if matches!(c, '*' | '?' | '[' | ']') {
@@ -65,6 +82,15 @@ mod tests {
         ] {
             assert_eq!(sh_echo(&quote(s)), s, "quote({s:?}) = {}", quote(s));
         }
+    }
+
+    #[test]
+    fn quote_path_lets_tilde_expand() {
+        let home = std::env::var("HOME").unwrap();
+        assert_eq!(sh_echo(&quote_path("~/a b")), format!("{home}/a b"));
+        assert_eq!(sh_echo(&quote_path("~")), home);
+        assert_eq!(sh_echo(&quote_path("/x/~y")), "/x/~y");
+        assert_eq!(sh_echo(&quote_glob("~/a b")), format!("{home}/a b"));
     }
 
     #[test]
