@@ -24,7 +24,6 @@ source "qemu" "cloudimg" {
   }
   qemuargs = [
     ["-cpu", "max"],
-    ["-serial", "file:serial-cloudimg.log"],
     ["-drive", "if=pflash,format=raw,id=ovmf_code,readonly=on,file=${var.ovmf_code}"],
     ["-drive", "if=pflash,format=raw,id=ovmf_vars,file=OVMF_VARS.fd"],
     ["-drive", "file=output-cloudimg/packer-cloudimg,format=qcow2,if=virtio"],

@@ -8,6 +8,7 @@ pub mod events;
 pub mod guest;
 pub mod http;
 pub mod pipeline;
+pub mod plan;
 pub mod postprocess;
 pub mod preflight;
 pub mod provision;

@@ -24,6 +24,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build the images a template describes (Packer's `packer build`).
+    Build(cmd::build::Args),
+    /// Show what `build` would do: the resolved config, the QEMU argv and disk commands, the steps.
+    Plan(cmd::plan::Args),
     /// Check that a template is valid (exit 1 on errors, as Packer).
     Validate(cmd::validate::Args),
     /// Show a template's variables (with where each value came from), locals and builds.
@@ -93,6 +97,10 @@ const SINGLE_DASH: &[&str] = &[
     "recursive",
     "help",
     "version",
+    "force",
+    "on-error",
+    "parallel-builds",
+    "skip-preflight",
 ];
 
 /// Turn Packer's `-var x=1` / `-var=x=1` into `--var …` (before any `--`).
@@ -140,6 +148,8 @@ pub fn run(args: Vec<OsString>) -> Exit {
         }
     };
     match cli.command {
+        Command::Build(a) => cmd::build::run(&a),
+        Command::Plan(a) => cmd::plan::run(&a),
         Command::Validate(a) => cmd::validate::run(&a),
         Command::Inspect(a) => cmd::inspect::run(&a),
         Command::Vars {

@@ -2,6 +2,7 @@
 
 mod cli;
 mod cmd;
+mod events;
 mod exit;
 mod render;
 

@@ -3,6 +3,7 @@
 //! several builds side by side.
 
 mod null;
+pub use null::seed_of;
 mod postprocessors;
 mod provisioners;
 mod qemu;

@@ -73,7 +73,7 @@ pub(crate) async fn run(
 }
 
 /// A stable number per build name (remote script names).
-pub(crate) fn seed_of(name: &str) -> u64 {
+pub fn seed_of(name: &str) -> u64 {
     name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     })

@@ -630,7 +630,12 @@ async fn wait_ssh(
     let last2 = last.clone();
     let ev2 = ev.clone();
     let wait = kiln_ssh::wait_ready(target, auth, config, move |e| {
-        ev2.diagnosis("ssh", format!("{e} — {}", e.diagnosis()));
+        // Intermediate states speak for themselves; problems get their explanation.
+        let text = match &e {
+            WaitEvent::Banner { .. } | WaitEvent::Connected { .. } => e.to_string(),
+            _ => format!("{e} — {}", e.diagnosis()),
+        };
+        ev2.diagnosis("ssh", text);
         if let Ok(mut l) = last2.lock() {
             *l = Some(e);
         }

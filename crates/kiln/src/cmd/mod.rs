@@ -1,8 +1,11 @@
 //! One module per command. Each takes its clap arguments and returns an
 //! [`Exit`](crate::exit::Exit); all output goes through [`crate::render`].
 
+pub mod build;
 pub mod fmt;
 pub mod inspect;
+pub mod plan;
+pub mod preflight;
 pub mod validate;
 pub mod vars;
 

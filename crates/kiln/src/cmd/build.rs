@@ -1,0 +1,239 @@
+//! `kiln build`: load, decode, check the host, run every selected build,
+//! and report artifacts — Packer's `packer build`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kiln_build::events::Events;
+use kiln_build::plan::decode_builds;
+use kiln_build::run::{RunOptions, run_all};
+use kiln_build::spec::{OnError, SourceSpec};
+use kiln_secret::Redactor;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::TemplateArgs;
+use crate::events::{Mode, Renderer};
+use crate::exit::Exit;
+use crate::render;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub template: TemplateArgs,
+    /// Delete existing output directories before building (Packer's -force).
+    #[arg(long)]
+    pub force: bool,
+    /// What to do when a build fails: cleanup, abort, ask, run-cleanup-provisioner.
+    #[arg(long = "on-error", value_name = "POLICY", default_value = "cleanup")]
+    pub on_error: String,
+    /// How many builds run at once (0: all).
+    #[arg(long = "parallel-builds", value_name = "N", default_value_t = 0)]
+    pub parallel_builds: usize,
+    /// One JSON event per line on stdout instead of human output.
+    #[arg(long)]
+    pub json: bool,
+    /// Also print the guest's serial console.
+    #[arg(long)]
+    pub console: bool,
+    /// Start even if the host check says the build cannot work.
+    #[arg(long = "skip-preflight")]
+    pub skip_preflight: bool,
+}
+
+/// Where downloads, memos and the accelerator verdict are cached:
+/// `KILN_CACHE_DIR`, else `PACKER_CACHE_DIR`, else `~/.cache/kiln`.
+pub fn cache_dir() -> PathBuf {
+    for var in ["KILN_CACHE_DIR", "PACKER_CACHE_DIR"] {
+        if let Some(d) = std::env::var_os(var).filter(|d| !d.is_empty()) {
+            return PathBuf::from(d);
+        }
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("kiln");
+    }
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".cache").join("kiln"))
+        .unwrap_or_else(|| std::env::temp_dir().join("kiln-cache"))
+}
+
+pub fn run(args: &Args) -> Exit {
+    let Some(on_error) = OnError::parse(&args.on_error) else {
+        return crate::cli::usage_error(&format!(
+            "`-on-error={}` is not a policy: use cleanup, abort, ask or run-cleanup-provisioner",
+            args.on_error
+        ));
+    };
+    let loaded = match super::load_template(&args.template, Exit::Usage) {
+        Ok(l) => l,
+        Err(e) => return e,
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let planned = match decode_builds(&loaded, &cwd) {
+        Ok(p) => p,
+        Err(errors) => {
+            render::diagnostics(&errors, &[]);
+            render::error(&format!("the template has {} error(s)", errors.len()), None);
+            return Exit::Usage;
+        }
+    };
+    render::diagnostics(&[], &planned.warnings);
+    if planned.specs.is_empty() {
+        render::error(
+            "no build matches `-only`/`-except`",
+            Some(&format!(
+                "the template's builds are: {}",
+                loaded.all_build_names.join(", ")
+            )),
+        );
+        return Exit::Usage;
+    }
+
+    let mut secrets = loaded.sensitive_values();
+    for spec in &planned.specs {
+        if let SourceSpec::Qemu(q) = &spec.source {
+            if let Some(pw) = q.ssh().and_then(|s| s.password.as_ref()) {
+                secrets.push(pw.expose().clone());
+            }
+            if let Some(pw) = &q.vnc.password {
+                secrets.push(pw.expose().clone());
+            }
+        }
+    }
+    let redactor = Redactor::new(secrets);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            render::error(&format!("cannot start the async runtime: {e}"), None);
+            return Exit::Failed;
+        }
+    };
+    let mode = if args.json { Mode::Json } else { Mode::Human };
+    let outcome = runtime.block_on(async {
+        let needs_probe = planned
+            .specs
+            .iter()
+            .any(|s| matches!(&s.source, SourceSpec::Qemu(q) if q.accelerator.is_none() || q.accelerator == Some(kiln_qemu::Accelerator::Kvm)));
+        let kvm = if needs_probe {
+            Some(kiln_qemu::accel::probe_accelerator().await.verdict)
+        } else {
+            None
+        };
+        let opts = RunOptions {
+            cwd: cwd.clone(),
+            force: args.force,
+            on_error,
+            cache_dir: cache_dir(),
+            log_dir: cwd.join(".kiln").join("logs"),
+            run_uuid: run_uuid(),
+            kvm,
+            parallel_builds: args.parallel_builds,
+            boot_silence_timeout: Duration::from_secs(120),
+        };
+        if !args.skip_preflight
+            && let Err(exit) = super::preflight::refuse_if_unfit(&planned.specs, &opts, mode).await
+        {
+            return (Vec::new(), exit);
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let events = Events::new(tx, redactor);
+        let cancel = CancellationToken::new();
+        let signals = spawn_signal_watch(cancel.clone());
+        let mut renderer = Renderer::new(mode, args.console);
+        let run = tokio::spawn({
+            let opts = opts.clone();
+            let cancel = cancel.clone();
+            async move { run_all(planned.specs, &opts, events, cancel).await }
+        });
+        while let Some(e) = rx.recv().await {
+            renderer.render(&e);
+        }
+        signals.abort();
+        let outcomes = match run.await {
+            Ok(o) => o,
+            Err(e) => {
+                render::error(&format!("the build runner failed: {e}"), None);
+                return (Vec::new(), Exit::Failed);
+            }
+        };
+        let exit = if cancel.is_cancelled() {
+            Exit::Interrupted
+        } else if outcomes.iter().any(|o| o.error.is_some()) {
+            Exit::Failed
+        } else {
+            Exit::Ok
+        };
+        (outcomes, exit)
+    });
+    let (outcomes, exit) = outcome;
+    if mode == Mode::Human && !outcomes.is_empty() {
+        summarize(&outcomes);
+    }
+    exit
+}
+
+fn summarize(outcomes: &[kiln_build::run::BuildOutcome]) {
+    let failed: Vec<_> = outcomes.iter().filter(|o| o.error.is_some()).collect();
+    if !failed.is_empty() {
+        render::out("\n==> Some builds didn't complete successfully and had errors:");
+        for o in &failed {
+            render::out(&format!(
+                "--> {}: {}",
+                o.name,
+                o.error.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    render::out("\n==> Builds finished. The artifacts of successful builds are:");
+    for o in outcomes.iter().filter(|o| o.error.is_none()) {
+        if o.artifacts.is_empty() {
+            render::out(&format!("--> {}: no artifacts", o.name));
+        }
+        for a in &o.artifacts {
+            render::out(&format!("--> {}: {}", o.name, a.describe()));
+        }
+    }
+}
+
+/// A v4-style random UUID for `PACKER_RUN_UUID`.
+fn run_uuid() -> String {
+    let mut b = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut b);
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Ctrl-C and SIGTERM cancel every build; their cleanups still run.
+fn spawn_signal_watch(cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        render::err_line("==> interrupted: stopping builds and cleaning up...");
+        cancel.cancel();
+    })
+}
