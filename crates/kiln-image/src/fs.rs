@@ -176,6 +176,12 @@ pub trait FileSystem: Send + Sync {
     }
 }
 
+impl std::fmt::Debug for dyn FileSystem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FileSystem({})", self.describe())
+    }
+}
+
 /// One object met by [`walk`].
 #[derive(Debug, Clone)]
 pub struct WalkEntry {

@@ -114,25 +114,8 @@ impl Disk {
     /// handle is converted to a temporary raw file with `qemu-img convert`
     /// (see [`Disk::notes`]).
     pub fn open(path: &Path) -> Result<Self> {
-        let format = sniff_format(path)?;
-        let mut notes = vec![];
-        let mut converted = None;
-        let inner: Box<dyn BlockDevice> = match format {
-            ImageFormat::Raw => Box::new(FileDevice::open(path)?),
-            ImageFormat::Qcow2 => match Qcow2::open(path) {
-                Ok(q) => Box::new(q),
-                Err(ImageError::Unsupported { feature, .. }) => {
-                    let (dir, raw) = convert_with_qemu_img(path)?;
-                    notes.push(format!(
-                        "{feature}: not read natively; converted with `qemu-img convert -O raw` to a temporary file"
-                    ));
-                    converted = Some(dir);
-                    Box::new(FileDevice::open(&raw)?)
-                }
-                Err(e) => return Err(e),
-            },
-        };
-        Self::from_device(path, format, inner, notes, converted)
+        let o = open_device(path)?;
+        Self::from_device(path, o.format, o.device, o.notes, o.converted)
     }
 
     /// Wrap an already open device (tests, fuzzing).
@@ -342,6 +325,47 @@ pub fn detect_fs(dev: &dyn BlockDevice) -> FsKind {
     } else {
         FsKind::Unknown
     }
+}
+
+/// An image file opened as one virtual disk, without a partition table read.
+pub struct OpenedDevice {
+    /// Container format.
+    pub format: ImageFormat,
+    /// The virtual disk.
+    pub device: Box<dyn BlockDevice>,
+    /// Fallbacks taken.
+    pub notes: Vec<String>,
+    /// The temporary raw copy made by `qemu-img`, if any (deleted on drop).
+    pub converted: Option<tempfile::TempDir>,
+}
+
+/// Open `path` (qcow2 natively, or raw) as a virtual disk; a qcow2 variant
+/// the reader does not handle is converted with `qemu-img convert` first.
+pub fn open_device(path: &Path) -> Result<OpenedDevice> {
+    let format = sniff_format(path)?;
+    let mut notes = vec![];
+    let mut converted = None;
+    let device: Box<dyn BlockDevice> = match format {
+        ImageFormat::Raw => Box::new(FileDevice::open(path)?),
+        ImageFormat::Qcow2 => match Qcow2::open(path) {
+            Ok(q) => Box::new(q),
+            Err(ImageError::Unsupported { feature, .. }) => {
+                let (dir, raw) = convert_with_qemu_img(path)?;
+                notes.push(format!(
+                    "{feature}: not read natively; converted with `qemu-img convert -O raw` to a temporary file"
+                ));
+                converted = Some(dir);
+                Box::new(FileDevice::open(&raw)?)
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    Ok(OpenedDevice {
+        format,
+        device,
+        notes,
+        converted,
+    })
 }
 
 /// Convert `path` to a raw file in a new temporary directory with `qemu-img`.

@@ -303,8 +303,14 @@ impl Scanner {
             && !self.cloud_reported
         {
             self.cloud_reported = true;
+            let which = if bare.starts_with("/var/lib/cloud/instances/") {
+                "/var/lib/cloud/instances"
+            } else {
+                "/var/lib/cloud/instance"
+            };
+            let shown = format!("{}{which}", &path[..path.len() - bare.len()]);
             self.add(
-                path,
+                &shown,
                 "cloud-init-instance",
                 Severity::Medium,
                 "cloud-init instance data present (instance-id, user-data)".into(),
@@ -828,7 +834,7 @@ mod tests {
                 ("build-key".into(), "/root/.ssh/authorized_keys".into()),
                 (
                     "cloud-init-instance".into(),
-                    "/var/lib/cloud/instances/i-1/user-data.txt".into()
+                    "/var/lib/cloud/instances".into()
                 ),
                 ("machine-id".into(), "/etc/machine-id".into()),
                 ("password-hash".into(), "/etc/shadow".into()),

@@ -82,6 +82,13 @@ fn octal(field: &mut [u8], v: u64) -> bool {
     let digits = field.len() - 1;
     let s = format!("{v:0digits$o}");
     if s.len() > digits {
+        // GNU base-256: high bit set, big-endian value in the rest.
+        field.fill(0);
+        field[0] = 0x80;
+        let bytes = v.to_be_bytes();
+        let n = (field.len() - 1).min(8);
+        let flen = field.len();
+        field[flen - n..].copy_from_slice(&bytes[8 - n..]);
         return false;
     }
     field[..digits].copy_from_slice(s.as_bytes());
@@ -135,18 +142,11 @@ fn header_block(
     let n = name.len().min(100);
     h[..n].copy_from_slice(&name[..n]);
     octal(&mut h[100..108], mode as u64);
-    if !octal(&mut h[108..116], uid as u64) {
-        octal(&mut h[108..116], 0);
-    }
-    if !octal(&mut h[116..124], gid as u64) {
-        octal(&mut h[116..124], 0);
-    }
-    if !octal(&mut h[124..136], size) {
-        octal(&mut h[124..136], 0);
-    }
-    if !octal(&mut h[136..148], mtime.max(0) as u64) {
-        octal(&mut h[136..148], 0);
-    }
+    // Too large values go base-256 here and into PAX records as well.
+    octal(&mut h[108..116], uid as u64);
+    octal(&mut h[116..124], gid as u64);
+    octal(&mut h[124..136], size);
+    octal(&mut h[136..148], mtime.max(0) as u64);
     h[156] = typeflag;
     let l = link.len().min(100);
     h[157..157 + l].copy_from_slice(&link[..l]);

@@ -42,7 +42,7 @@ pub struct TgzOptions {
     pub boot_dir: String,
     /// A local directory added as `curtin/` (mode 0750), e.g. with `curtin-hooks`.
     pub curtin_dir: Option<PathBuf>,
-    /// gzip level, 1..=12 (libdeflate levels; 9 ≈ `gzip -9` ratio or better).
+    /// gzip level, 1..=12 (libdeflate levels; 6 already matches `gzip -9`'s ratio).
     pub level: i32,
     /// Compression threads (0 = all cores).
     pub threads: usize,
@@ -64,8 +64,11 @@ impl Default for TgzOptions {
     }
 }
 
-/// The default gzip level.
-pub const DEFAULT_LEVEL: i32 = 9;
+/// The default gzip level: libdeflate level 6 already compresses a rootfs
+/// tar as well as `pigz --best` (zlib 9) does — measured on the fixture's
+/// 743 MB tar: 255.8 MB vs 257.1 MB — at a fraction of the CPU time; level 9
+/// gains 0.8 % for about 4× the time.
+pub const DEFAULT_LEVEL: i32 = 6;
 
 /// Progress of a write, for a progress bar.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

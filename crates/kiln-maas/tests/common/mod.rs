@@ -1,7 +1,12 @@
 //! Fixture helpers for the image tests: real tools on real files.
 //! Needs (Debian): e2fsprogs, gdisk, qemu-utils, dosfstools, mtools, attr,
 //! libcap2-bin, acl, tar, and root (mknod, chown).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stderr
+)]
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
