@@ -29,6 +29,8 @@ mod filesystem;
 mod format;
 mod ipnet;
 mod numeric;
+#[cfg(test)]
+mod packer_compat;
 mod string;
 mod yaml;
 

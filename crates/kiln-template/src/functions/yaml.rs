@@ -1,10 +1,12 @@
 //! YAML for `yamldecode` and `yamlencode`, as go-cty-yaml does it.
 //!
-//! Decoding reads the event stream of a YAML parser and resolves scalars
-//! with go-cty-yaml's rules (YAML 1.1 flavoured: `yes`/`no`/`on`/`off` are
-//! bools, `~` is null, timestamps become RFC 3339 strings, quoted scalars
-//! are always strings), merges `<<` keys and expands aliases. Mappings
-//! become objects and sequences tuples.
+//! Packer (1.6.6 and current) pins go-cty-yaml v1.0.1, whose rules these
+//! are. Decoding reads the event stream of a YAML parser and resolves
+//! scalars (YAML 1.1 flavoured: `yes`/`no`/`on`/`off` are bools, `~` is
+//! null, timestamps become RFC 3339 strings, decimal numbers may hold `_`,
+//! `0b` binary, quoted scalars are strings, but `0x`/`0o` stay strings
+//! unless tagged), merges `<<` keys (a mapping, not a sequence of them)
+//! and expands aliases. Mappings become objects and sequences tuples.
 //!
 //! Encoding is a port of the parts of libyaml's emitter that go-cty-yaml
 //! drives: strings double-quoted (a literal block when they contain a
@@ -40,8 +42,8 @@ pub(crate) fn decode(src: &str) -> Result<Value, String> {
     let (ev, mark) = d.next()?;
     match ev {
         Event::DocumentStart => {}
-        // An empty stream (only comments or blank lines) is null.
-        Event::StreamEnd => return Ok(Value::Null),
+        // libyaml places the end of an empty stream at its start.
+        Event::StreamEnd => return Err("on line 1, column 1: missing start of document".into()),
         _ => return Err(at(mark, "missing start of document")),
     }
     let value = d.value()?;
@@ -187,31 +189,15 @@ impl Decoder<'_> {
         mark: Marker,
     ) -> Result<(), String> {
         match self.value()? {
-            Value::Object(m) | Value::Map(m) => attrs.extend(m),
-            Value::Tuple(items) | Value::List(items) => {
-                for item in items {
-                    match item {
-                        Value::Object(m) | Value::Map(m) => attrs.extend(m),
-                        other => {
-                            return Err(at(
-                                mark,
-                                format!(
-                                    "cannot merge {} (from sequence) into mapping",
-                                    other.ty().friendly_name()
-                                ),
-                            ));
-                        }
-                    }
-                }
+            Value::Object(m) | Value::Map(m) => {
+                attrs.extend(m);
+                Ok(())
             }
-            other => {
-                return Err(at(
-                    mark,
-                    format!("cannot merge {} into mapping", other.ty().friendly_name()),
-                ));
-            }
+            other => Err(at(
+                mark,
+                format!("cannot merge {} into mapping", other.ty().friendly_name()),
+            )),
         }
-        Ok(())
     }
 
     fn begin(&mut self, anchor: usize) {
@@ -244,11 +230,9 @@ fn short_tag(t: &str) -> String {
     }
 }
 
-fn is_merge_key(text: &str, style: TScalarStyle, tag: Option<&Tag>) -> bool {
-    match tag {
-        None => style == TScalarStyle::Plain && text == "<<",
-        Some(t) => full_tag(t) == format!("{TAG_PREFIX}merge"),
-    }
+/// v1.0.1: any untagged `<<` key, quoted or not.
+fn is_merge_key(text: &str, _style: TScalarStyle, tag: Option<&Tag>) -> bool {
+    tag.is_none() && text == "<<"
 }
 
 /// go-cty-yaml's `resolveScalar`.
@@ -305,10 +289,12 @@ fn resolve_scalar(tag: Option<&Tag>, src: &str, style: TScalarStyle) -> Result<V
                 {
                     return Ok(Value::String(t));
                 }
-                if is_integer_literal(src) {
+                let plain = src.replace('_', "");
+                if let Some(n) = Number::parse(&plain) {
+                    return Ok(Value::Number(n));
+                }
+                if plain.starts_with("0b") || plain.starts_with("-0b") {
                     kind = "int";
-                } else if is_float_literal(src) {
-                    kind = "float";
                 }
             }
             _ => {}
@@ -346,6 +332,18 @@ fn resolve_scalar(tag: Option<&Tag>, src: &str, style: TScalarStyle) -> Result<V
             if let Some(n) = go_parse_int_base0(&plain) {
                 return Ok(Value::number(n));
             }
+            let binary = |digits: &str, neg: bool| {
+                u64::from_str_radix(digits, 2)
+                    .ok()
+                    .filter(|v| !neg || *v <= i64::MAX as u64)
+                    .map(|v| Value::number(if neg { -(v as f64) } else { v as f64 }))
+            };
+            if let Some(v) = plain.strip_prefix("0b").and_then(|d| binary(d, false)) {
+                return Ok(v);
+            }
+            if let Some(v) = plain.strip_prefix("-0b").and_then(|d| binary(d, true)) {
+                return Ok(v);
+            }
             Err(format!(
                 "cannot parse {} as {}",
                 crate::value::go_quote(src),
@@ -381,41 +379,6 @@ fn resolve_map(src: &str) -> Option<Value> {
         "-.inf" | "-.Inf" | "-.INF" => Value::number(f64::NEG_INFINITY),
         _ => return None,
     })
-}
-
-/// `[-+]?[0-9]+`, `0o[0-7]+` or `0x[0-9a-fA-F]+`.
-fn is_integer_literal(s: &str) -> bool {
-    if let Some(rest) = s.strip_prefix("0o") {
-        return !rest.is_empty() && rest.bytes().all(|b| (b'0'..=b'7').contains(&b));
-    }
-    if let Some(rest) = s.strip_prefix("0x") {
-        return !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_hexdigit());
-    }
-    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
-    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// `[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`
-fn is_float_literal(s: &str) -> bool {
-    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
-    let (mant, exp) = match s.find(['e', 'E']) {
-        Some(i) => (&s[..i], Some(&s[i + 1..])),
-        None => (s, None),
-    };
-    let mant_ok = match mant.split_once('.') {
-        Some(("", frac)) => !frac.is_empty() && frac.bytes().all(|b| b.is_ascii_digit()),
-        Some((int, frac)) => {
-            !int.is_empty()
-                && int.bytes().all(|b| b.is_ascii_digit())
-                && frac.bytes().all(|b| b.is_ascii_digit())
-        }
-        None => !mant.is_empty() && mant.bytes().all(|b| b.is_ascii_digit()),
-    };
-    let exp_ok = exp.is_none_or(|e| {
-        let e = e.strip_prefix(['+', '-']).unwrap_or(e);
-        !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit())
-    });
-    mant_ok && exp_ok
 }
 
 /// Go's `strconv.ParseInt(s, 0, 64)` (then `ParseUint`): `0x`, `0o`, `0b`
@@ -1126,15 +1089,22 @@ mod tests {
         assert_eq!(dec("\"True\""), s("True"));
         assert_eq!(dec("~"), Value::Null);
         assert_eq!(dec("null"), Value::Null);
-        assert_eq!(dec(""), Value::Null);
+        assert_eq!(
+            decode("").unwrap_err(),
+            "on line 1, column 1: missing start of document"
+        );
         assert_eq!(dec("---"), Value::Null);
         assert_eq!(dec("12"), n(12.0));
         assert_eq!(dec("-1.5e3"), n(-1500.0));
         assert_eq!(dec(".5"), n(0.5));
-        assert_eq!(dec("0x1F"), n(31.0));
-        assert_eq!(dec("0o17"), n(15.0));
-        assert_eq!(dec("1_000"), s("1_000"));
-        assert_eq!(dec("!!int 1_000"), n(1000.0));
+        assert_eq!(dec("0x1F"), s("0x1F"));
+        assert_eq!(dec("!!int 0x1F"), n(31.0));
+        assert_eq!(dec("0o17"), s("0o17"));
+        assert_eq!(dec("1_000"), n(1000.0));
+        assert_eq!(dec("0b101"), n(5.0));
+        assert_eq!(dec("-0b11"), n(-3.0));
+        assert_eq!(dec("0777"), n(777.0));
+        assert_eq!(dec("12abc"), s("12abc"));
         assert_eq!(dec(".inf"), n(f64::INFINITY));
         assert_eq!(dec("'1'"), s("1"));
         assert_eq!(dec("hello world"), s("hello world"));
@@ -1188,16 +1158,15 @@ mod tests {
         // YAML 1.1: `y` is a bool, also as a key.
         assert_eq!(dec("y: 1"), obj(&[("true", n(1.0))]));
         assert_eq!(dec("- &a hi\n- *a"), strs(&["hi", "hi"]));
-        assert_eq!(
-            dec("a: &a {x: 1}\nb: &b {w: 2}\nc:\n  <<: [*a, *b]"),
-            obj(&[
-                ("a", obj(&[("x", n(1.0))])),
-                ("b", obj(&[("w", n(2.0))])),
-                ("c", obj(&[("w", n(2.0)), ("x", n(1.0))])),
-            ])
+        // v1.0.1 merges a mapping only.
+        assert!(
+            decode("a: &a {x: 1}\nb: &b {w: 2}\nc:\n  <<: [*a, *b]")
+                .unwrap_err()
+                .contains("cannot merge tuple into mapping")
         );
+        assert_eq!(dec("'<<': {k: v}"), obj(&[("k", s("v"))]));
+        assert_eq!(dec("a: <<"), obj(&[("a", s("<<"))]));
         assert!(decode("a: &a [*a]").is_err());
-        assert!(decode("a: <<").is_ok());
         assert!(
             decode("<<: 1")
                 .unwrap_err()
