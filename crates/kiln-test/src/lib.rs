@@ -4,12 +4,14 @@
 //!   builds itself from Debian packages (`fixtures/base-image/build.sh`),
 //!   cached outside the repository under a key derived from its recipe.
 //! - [`ovmf`]: Debian's OVMF firmware files for UEFI boots.
+//! - [`vm_lock`]: a machine-wide lock so that VM tests run one at a time.
 //!
 //! Tests that boot real VMs are `#[ignore]`d unless the crate was built with
 //! `KILN_VM_TESTS=1` in the environment (see `build.rs`).
 
 mod base_image;
 mod ovmf;
+mod vm_lock;
 
 use std::io;
 use std::path::PathBuf;
@@ -17,6 +19,7 @@ use std::sync::Arc;
 
 pub use base_image::{BaseImage, BaseImageInfo, base_image, build_script};
 pub use ovmf::{OVMF_DIR, Ovmf, ovmf, ovmf_in};
+pub use vm_lock::{VmLock, vm_lock};
 
 /// Why a fixture could not be provided.
 ///
@@ -57,6 +60,13 @@ pub enum FixtureError {
     /// `info.json` is not what `build.sh` writes.
     #[error("`{}` is not valid fixture info: {message}", path.display())]
     Info { path: PathBuf, message: String },
+    /// The machine-wide VM lock could not be taken.
+    #[error("could not lock `{}`", path.display())]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: Arc<io::Error>,
+    },
     /// No known pair of OVMF code and vars files exists.
     #[error(
         "no OVMF firmware found (looked for {}); install Debian's `ovmf` package",
