@@ -552,7 +552,11 @@ pub(crate) async fn run(
 
     // Success: the output directory is the artifact now.
     p.forget("remove output directory");
-    let files = list_files(&out_dir);
+    // As Packer lists them: relative to the working directory.
+    let files = list_files(&out_dir)
+        .into_iter()
+        .filter_map(|f| f.file_name().map(|n| Path::new(&cfg.output_directory).join(n)))
+        .collect();
     Ok(Artifact::new("qemu", "VM", files))
 }
 
