@@ -493,8 +493,8 @@ impl Type {
 
     /// Parses a type expression as written in a `type = ...` attribute:
     /// `string`, `list(map(number))`, `object({name=string, tags=list(string)})`,
-    /// `tuple([string, number])`, `any`, and the legacy bare `list`, `set`
-    /// and `map` (of `any`).
+    /// `tuple([string, number])`, `any` (HCL's `typeexpr`: a bare `list`
+    /// is an error).
     pub fn parse(src: &str) -> Result<Type, String> {
         let mut p = TypeParser {
             s: src.as_bytes(),
@@ -582,11 +582,12 @@ impl TypeParser<'_> {
             "any" => Ok(Type::Any),
             "list" | "set" | "map" => {
                 self.ws();
-                let t = if self.s.get(self.i) == Some(&b'(') {
-                    inner(self)?
-                } else {
-                    Type::Any
-                };
+                if self.s.get(self.i) != Some(&b'(') {
+                    return Err(format!(
+                        "the `{kw}` type constructor requires one argument specifying the element type"
+                    ));
+                }
+                let t = inner(self)?;
                 Ok(match kw.as_str() {
                     "list" => Type::list(t),
                     "set" => Type::set(t),
@@ -993,7 +994,11 @@ pub(crate) fn go_quote(s: &str) -> String {
             c if (c as u32) < 0x20 || c as u32 == 0x7f => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
-            c if c.is_control() => {
+            // Go's strconv.IsPrint is false for these too.
+            c if c.is_control()
+                || (c.is_whitespace() && c != ' ')
+                || matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{feff}') =>
+            {
                 if (c as u32) <= 0xffff {
                     let _ = write!(out, "\\u{:04x}", c as u32);
                 } else {
@@ -1116,6 +1121,21 @@ pub fn convert_owned(value: Value, want: &Type) -> Result<Value, ConvertError> {
         Some(Err(e)) => return Err(e),
         None => {}
     }
+    // Fast paths for the loader's common cases; the general path below
+    // computes types, unifies and words errors as cty does.
+    if conforms(&value, want) {
+        return Ok(value);
+    }
+    if !want.has_any()
+        && let Some(v) = fast_conv(&value, want)
+    {
+        return Ok(v);
+    }
+    convert_general(value, want)
+}
+
+/// The conversion as cty does it, by type first.
+fn convert_general(value: Value, want: &Type) -> Result<Value, ConvertError> {
     let got = value.ty();
     if types_equal_for_conversion(&got, want) {
         return Ok(value);
@@ -1125,6 +1145,112 @@ pub fn convert_owned(value: Value, want: &Type) -> Result<Value, ConvertError> {
     }
     let mut path = Vec::new();
     conv(value, want, &mut path)
+}
+
+/// Whether the value already has the type (`any` matching anything), so
+/// that converting it changes nothing.
+fn conforms(v: &Value, t: &Type) -> bool {
+    match (v, t) {
+        (_, Type::Any) | (Value::Null, _) => true,
+        (Value::String(_), Type::String)
+        | (Value::Number(_), Type::Number)
+        | (Value::Bool(_), Type::Bool) => true,
+        (Value::List(items), Type::List(e)) | (Value::Set(items), Type::Set(e)) => {
+            items.iter().all(|i| conforms(i, e))
+        }
+        (Value::Map(m), Type::Map(e)) => m.values().all(|i| conforms(i, e)),
+        (Value::Object(m), Type::Object(attrs)) => {
+            m.len() == attrs.len()
+                && m.iter()
+                    .zip(attrs)
+                    .all(|((k, v), (ak, at))| k == ak && conforms(v, at))
+        }
+        (Value::Tuple(items), Type::Tuple(etys)) => {
+            items.len() == etys.len() && items.iter().zip(etys).all(|(i, t)| conforms(i, t))
+        }
+        _ => false,
+    }
+}
+
+/// Converts to a type without `any` by walking the value: no type is
+/// computed and nothing needs unifying. `None` when anything fails; the
+/// general path then finds cty's error.
+fn fast_conv(v: &Value, t: &Type) -> Option<Value> {
+    if v.is_null() {
+        return Some(Value::Null);
+    }
+    Some(match t {
+        Type::String => match v {
+            Value::String(s) => Value::String(s.clone()),
+            Value::Number(n) => Value::String(n.to_string()),
+            Value::Bool(b) => Value::string(if *b { "true" } else { "false" }),
+            _ => return None,
+        },
+        Type::Number => match v {
+            Value::Number(_) => v.clone(),
+            Value::String(s) => Value::Number(Number::parse(s)?),
+            _ => return None,
+        },
+        Type::Bool => match v {
+            Value::Bool(_) => v.clone(),
+            Value::String(s) => match s.as_str() {
+                "true" | "1" => Value::Bool(true),
+                "false" | "0" => Value::Bool(false),
+                _ => return None,
+            },
+            _ => return None,
+        },
+        Type::List(e) | Type::Set(e) => {
+            let items = match v {
+                Value::List(items) | Value::Set(items) | Value::Tuple(items) => items,
+                _ => return None,
+            };
+            let out = items
+                .iter()
+                .map(|i| fast_conv(i, e))
+                .collect::<Option<Vec<_>>>()?;
+            if matches!(t, Type::Set(_)) {
+                Value::new_set(out)
+            } else {
+                Value::List(out)
+            }
+        }
+        Type::Map(e) => {
+            let (Value::Map(m) | Value::Object(m)) = v else {
+                return None;
+            };
+            Value::Map(
+                m.iter()
+                    .map(|(k, i)| Some((k.clone(), fast_conv(i, e)?)))
+                    .collect::<Option<BTreeMap<_, _>>>()?,
+            )
+        }
+        Type::Object(attrs) => {
+            let (Value::Object(m) | Value::Map(m)) = v else {
+                return None;
+            };
+            Value::Object(
+                attrs
+                    .iter()
+                    .map(|(k, at)| Some((k.clone(), fast_conv(m.get(k)?, at)?)))
+                    .collect::<Option<BTreeMap<_, _>>>()?,
+            )
+        }
+        Type::Tuple(etys) => {
+            let Value::Tuple(items) = v else { return None };
+            if items.len() != etys.len() {
+                return None;
+            }
+            Value::Tuple(
+                items
+                    .iter()
+                    .zip(etys)
+                    .map(|(i, e)| fast_conv(i, e))
+                    .collect::<Option<Vec<_>>>()?,
+            )
+        }
+        Type::Any => v.clone(),
+    })
 }
 
 /// The cheap cases: `Some(Ok)` when the value already has the type,
@@ -2032,7 +2158,10 @@ mod tests {
             t("tuple([string, number])").name(),
             "tuple([string,number])"
         );
-        assert_eq!(t("list").name(), "list(any)");
+        assert_eq!(
+            Type::parse("list").unwrap_err(),
+            "the `list` type constructor requires one argument specifying the element type"
+        );
         assert_eq!(
             Type::parse("object({\"a b\"=string})").unwrap().name(),
             "object({\"a b\"=string})"
@@ -2244,6 +2373,49 @@ mod tests {
         // cty: an object and a null have no common element type.
         let v = Value::Tuple(vec![obj(&[("a", s("x"))]), Value::Null]);
         assert!(convert(&v, &t("list(any)")).is_err());
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_general_path() {
+        let values = [
+            s("1"),
+            n(2.0),
+            Value::Bool(true),
+            Value::Null,
+            Value::Tuple(vec![s("b"), n(1.0), s("b")]),
+            Value::Tuple(vec![n(3.0), Value::Null]),
+            Value::List(vec![s("x")]),
+            obj(&[("a", s("1")), ("b", Value::Tuple(vec![n(1.0)]))]),
+            obj(&[
+                ("name", s("x")),
+                ("size", s("10")),
+                ("extra", Value::Bool(false)),
+            ]),
+            Value::Map([("k".to_string(), s("true"))].into()),
+            Value::Tuple(vec![obj(&[("a", n(1.0))]), obj(&[("a", s("2"))])]),
+        ];
+        let types = [
+            "string",
+            "number",
+            "bool",
+            "list(string)",
+            "set(string)",
+            "set(number)",
+            "map(string)",
+            "map(bool)",
+            "object({a=string,b=list(number)})",
+            "object({name=string,size=number})",
+            "list(object({a=number}))",
+            "tuple([string,number,string])",
+        ];
+        for v in &values {
+            for ty in types {
+                let t = t(ty);
+                if let Some(fast) = fast_conv(v, &t) {
+                    assert_eq!(Ok(fast), convert_general(v.clone(), &t), "{v:?} to {ty}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -229,10 +229,11 @@ fn go_quote_rune(c: char) -> String {
 }
 
 fn append_verb(verb: &Verb, out: &mut String, args: &[Value]) -> Result<(), Fail> {
-    let raw = go_quote(&verb.raw);
+    let raw = || go_quote(&verb.raw);
     let Some(arg) = verb.arg_num.checked_sub(1).and_then(|i| args.get(i)) else {
         return Err(Fail::call(format!(
-            "not enough arguments for {raw} at {}: need index {} but have {} total",
+            "not enough arguments for {} at {}: need index {} but have {} total",
+            raw(),
             verb.offset,
             verb.arg_num,
             args.len()
@@ -240,13 +241,15 @@ fn append_verb(verb: &Verb, out: &mut String, args: &[Value]) -> Result<(), Fail
     };
     if verb.mode != 'v' && arg.is_null() {
         return Err(Fail::call(format!(
-            "unsupported value for {raw} at {}: null value cannot be formatted",
+            "unsupported value for {} at {}: null value cannot be formatted",
+            raw(),
             verb.offset
         )));
     }
     let unsupported = |why: String| {
         Fail::call(format!(
-            "unsupported value for {raw} at {}: {why}",
+            "unsupported value for {} at {}: {why}",
+            raw(),
             verb.offset
         ))
     };
@@ -301,8 +304,9 @@ fn append_verb(verb: &Verb, out: &mut String, args: &[Value]) -> Result<(), Fail
         }
         other => {
             return Err(Fail::call(format!(
-                "unsupported format verb {} in {raw} at offset {}",
+                "unsupported format verb {} in {} at offset {}",
                 go_quote_rune(other),
+                raw(),
                 verb.offset
             )));
         }

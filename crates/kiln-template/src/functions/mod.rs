@@ -43,8 +43,11 @@ pub type RenderTemplate<'a> =
 
 /// What a function may know about the place it is called from.
 pub struct FuncCtx<'a> {
-    /// Directory relative paths of the filesystem functions resolve
-    /// against (Packer: the current working directory).
+    /// Directory relative paths of `file`, `fileexists`, `fileset` and
+    /// `templatefile` resolve against. Packer passes the template's
+    /// directory (`path.root`) here, not the working directory; `abspath`
+    /// and `filebase64` resolve against the process's working directory,
+    /// as in Packer.
     pub cwd: &'a Path,
     /// `env()` is allowed only in variable defaults.
     pub env_allowed: bool,
