@@ -293,4 +293,64 @@ mod tests {
     fn build_script_is_in_the_repository() {
         assert!(build_script().is_file(), "{}", build_script().display());
     }
+
+    fn build_sh(cache: &Path, args: &[&str]) -> std::process::Output {
+        Command::new("bash")
+            .arg(build_script())
+            .args(args)
+            .env("KILN_FIXTURE_CACHE", cache)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    #[test]
+    fn build_script_keys_its_entry_by_recipe_under_kiln_fixture_cache() {
+        let cache = tempfile::tempdir().unwrap();
+        let out = build_sh(cache.path(), &["--print-dir"]);
+        assert!(out.status.success(), "{out:?}");
+        let dir = String::from_utf8(out.stdout).unwrap();
+        let name = Path::new(dir.trim())
+            .strip_prefix(cache.path())
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let key = name.strip_prefix("base-").unwrap();
+        assert_eq!(key.len(), 16, "{name}");
+        assert!(key.bytes().all(|b| b.is_ascii_hexdigit()), "{name}");
+        // The same recipe, the same key.
+        let again = build_sh(cache.path(), &["--print-dir"]);
+        assert_eq!(String::from_utf8(again.stdout).unwrap(), dir);
+    }
+
+    #[test]
+    fn build_script_returns_a_cached_entry_without_building() {
+        let cache = tempfile::tempdir().unwrap();
+        let out = build_sh(cache.path(), &["--print-dir"]);
+        let dir = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+        fs::create_dir(&dir).unwrap();
+        for name in ["base.qcow2", "vmlinuz", "initrd.img"] {
+            fs::write(dir.join(name), b"x").unwrap();
+        }
+        fs::write(dir.join("info.json"), INFO).unwrap();
+
+        let started = std::time::Instant::now();
+        let out = build_sh(cache.path(), &[]);
+        let took = started.elapsed();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap().trim(),
+            dir.to_str().unwrap()
+        );
+        assert!(took.as_secs() < 5, "cache hit took {took:?}");
+        let image = BaseImage::load(&dir).unwrap();
+        assert_eq!(image.qcow2, dir.join("base.qcow2"));
+        // Nothing else appeared: no lock, no temp directory.
+        let names: Vec<_> = fs::read_dir(cache.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
 }

@@ -21,7 +21,10 @@ pub struct VmLock {
 
 /// Waits until no other process holds the VM lock, then takes it.
 pub fn vm_lock() -> Result<VmLock, FixtureError> {
-    let path = env::temp_dir().join("kiln-vm.lock");
+    lock_at(env::temp_dir().join("kiln-vm.lock"))
+}
+
+fn lock_at(path: PathBuf) -> Result<VmLock, FixtureError> {
     let error = |source| FixtureError::Lock {
         path: path.clone(),
         source: Arc::new(source),
@@ -42,7 +45,9 @@ mod tests {
 
     #[test]
     fn vm_lock_is_exclusive_until_dropped() {
-        let held = vm_lock().unwrap();
+        // Not the machine-wide lock: a VM test may be holding that one.
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_at(dir.path().join("kiln-vm.lock")).unwrap();
         let other = OpenOptions::new().write(true).open(&held.path).unwrap();
         assert!(other.try_lock().is_err());
         drop(held);
