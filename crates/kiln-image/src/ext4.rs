@@ -300,25 +300,20 @@ impl Ext4 {
                 self.parse_xattr_entries(ino, region, 0, region, &mut out)?;
             }
         }
-        let mut acl_blk = le::u32(raw, 0x68) as u64 | ((le::u16(raw, 0x76) as u64) << 32);
-        if acl_blk != 0 {
+        let xblk = le::u32(raw, 0x68) as u64 | ((le::u16(raw, 0x76) as u64) << 32);
+        if xblk != 0 {
             let mut b = vec![0u8; self.block_size as usize];
-            self.read(
-                &mut b,
-                acl_blk * self.block_size,
-                &format!("xattr block of inode {ino}"),
-            )?;
+            let off = xblk.saturating_mul(self.block_size);
+            self.read(&mut b, off, &format!("xattr block of inode {ino}"))?;
             if le::u32(&b, 0) != XATTR_MAGIC {
                 return Err(corrupt(
                     &self.what,
-                    acl_blk * self.block_size,
+                    off,
                     format!("xattr block of inode {ino} has a bad magic"),
                 ));
             }
             self.parse_xattr_entries(ino, &b, 32, &b, &mut out)?;
-            acl_blk = 0;
         }
-        let _ = acl_blk;
         Ok(out)
     }
 
@@ -751,6 +746,17 @@ impl FileSystem for Ext4 {
 
     fn device(&self) -> &dyn BlockDevice {
         &*self.dev
+    }
+
+    fn notes(&self) -> Vec<String> {
+        if self.needs_recovery {
+            vec![format!(
+                "{}: the ext4 journal needs recovery (the filesystem was not cleanly unmounted); the last writes may be missing",
+                self.what
+            )]
+        } else {
+            vec![]
+        }
     }
 }
 

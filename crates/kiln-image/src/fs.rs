@@ -142,6 +142,11 @@ pub trait FileSystem: Send + Sync {
     /// The device the `Run::Data` offsets refer to.
     fn device(&self) -> &dyn BlockDevice;
 
+    /// Things worth telling about this filesystem (unclean journal, …).
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Read `buf.len()` bytes of `file` from `offset`, holes as zeros.
     fn read_file_at(&self, runs: &[Run], buf: &mut [u8], offset: u64) -> Result<()> {
         buf.fill(0);

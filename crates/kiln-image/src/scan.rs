@@ -667,6 +667,9 @@ pub fn scan_image(path: &Path, cfg: &ScanConfig) -> Result<ScanReport, ScanError
         match kind {
             FsKind::Ext4 | FsKind::Vfat => {
                 let fs = disk.open_fs(p.number)?;
+                for n in fs.notes() {
+                    s.note(n);
+                }
                 let prefix = if Some(p.number) == root {
                     String::new()
                 } else {

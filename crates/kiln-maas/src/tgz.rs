@@ -468,6 +468,7 @@ pub fn write_rootfs_tar<W: Write>(
         buf: vec![0u8; READ_CHUNK],
         sockets: 0,
     };
+    em.report.notes.extend(fs.notes());
     let seen = em.tree(&*fs, "", false)?;
     if let Some(b) = boot {
         let bfs = disk.open_fs(b)?;

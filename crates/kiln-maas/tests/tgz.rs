@@ -49,6 +49,14 @@ fn roundtrip_ns(tree: &Path, image: &Path, work: &Path, opts: &TgzOptions, ns: b
     let _ = std::fs::remove_dir_all(&x);
     curtin_extract(&out, &x);
     assert_same_trees_ns(tree, &x, ns);
+    // GNU sparse 1.0: `tar -S` restores the holes.
+    use std::os::unix::fs::MetadataExt;
+    let sp = std::fs::metadata(x.join("usr/share/sparse.img")).unwrap();
+    assert!(
+        sp.blocks() * 512 < 1 << 20,
+        "holes not restored: {} blocks of 512 bytes",
+        sp.blocks()
+    );
 }
 
 #[test]
