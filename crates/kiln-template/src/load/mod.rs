@@ -1,6 +1,47 @@
 //! Loading a template as Packer does: find the files, parse them, collect
 //! variables with their provenance, evaluate locals in dependency order,
 //! and evaluate each selected build's blocks.
+//!
+//! ```
+//! use kiln_template::load::{LoadOptions, load_from_memory};
+//!
+//! let template = r#"
+//! variable "series" {
+//!   default = "jammy"
+//! }
+//! variable "password" {
+//!   default   = "s3cret"
+//!   sensitive = true
+//! }
+//! source "qemu" "cloudimg" {
+//!   iso_url      = "https://example.invalid/${var.series}.img"
+//!   ssh_password = var.password
+//! }
+//! build {
+//!   name    = "ubuntu"
+//!   sources = ["source.qemu.cloudimg"]
+//!   provisioner "shell" {
+//!     inline = ["echo ${source.name}"]
+//!   }
+//! }
+//! "#;
+//! let mut opts = LoadOptions::default();
+//! opts.vars.push(("series".into(), "noble".into())); // -var series=noble
+//! let loaded = load_from_memory(&[("t.pkr.hcl".into(), template.into())], &[], &opts)
+//!     .map_err(|f| f.errors)
+//!     .unwrap();
+//!
+//! let series = &loaded.variables["series"];
+//! assert_eq!(series.history.len(), 2); // the default, then -var
+//! assert_eq!(series.origin().unwrap().kind.as_str(), "cli");
+//!
+//! let build = &loaded.builds[0];
+//! assert_eq!(build.name, "ubuntu.qemu.cloudimg");
+//! let source = &build.source.body; // typed decoding: crate::decode::Decoder
+//! assert!(source.attrs["ssh_password"].sensitive);
+//! assert_eq!(loaded.sensitive_values(), ["s3cret"]);
+//! assert_eq!(build.provisioners[0].kind, "shell");
+//! ```
 
 mod builds;
 mod files;
@@ -217,6 +258,8 @@ pub struct RequiredPlugin {
 pub struct Loaded {
     /// The template directory (`path.root`).
     pub root: PathBuf,
+    /// The working directory (`path.cwd`; relative paths of builders).
+    pub cwd: PathBuf,
     /// Every file read, in load order.
     pub files: Vec<Arc<SourceFile>>,
     /// Input variables, in declaration order.
@@ -395,6 +438,7 @@ fn evaluate(
 
     Ok(Loaded {
         root,
+        cwd,
         files: parsed.all_files(),
         variables,
         locals,
