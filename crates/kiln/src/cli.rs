@@ -26,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Build the images a template describes (Packer's `packer build`).
     Build(cmd::build::Args),
+    /// Check this host (and optionally a template's demands): QEMU, KVM, firmware, memory, disk.
+    Doctor(cmd::doctor::Args),
     /// Show what `build` would do: the resolved config, the QEMU argv and disk commands, the steps.
     Plan(cmd::plan::Args),
     /// Check that a template is valid (exit 1 on errors, as Packer).
@@ -101,6 +103,7 @@ const SINGLE_DASH: &[&str] = &[
     "on-error",
     "parallel-builds",
     "skip-preflight",
+    "fix",
 ];
 
 /// Turn Packer's `-var x=1` / `-var=x=1` into `--var …` (before any `--`).
@@ -150,6 +153,7 @@ pub fn run(args: Vec<OsString>) -> Exit {
     match cli.command {
         Command::Build(a) => cmd::build::run(&a),
         Command::Plan(a) => cmd::plan::run(&a),
+        Command::Doctor(a) => cmd::doctor::run(&a),
         Command::Validate(a) => cmd::validate::run(&a),
         Command::Inspect(a) => cmd::inspect::run(&a),
         Command::Vars {

@@ -10,10 +10,8 @@ pub enum Exit {
     /// Bad command line, or a template that does not load.
     Usage = 2,
     /// Preflight refused to start.
-    #[allow(dead_code)]
     Refused = 3,
     /// Interrupted (Ctrl-C).
-    #[allow(dead_code)]
     Interrupted = 130,
 }
 

@@ -279,7 +279,11 @@ fn accelerator_check(d: &Demand, facts: &HostFacts, out: &mut Vec<Check>) {
     const ID: &str = "accelerator";
     let verdict = facts.kvm.as_ref().map(|r| &r.verdict);
     let who = build_name(d);
-    let binary = d.qemu_binary.as_ref().map(|b| b.value.as_str());
+    // A build without QEMU (a null source) needs no accelerator.
+    let Some(binary) = d.qemu_binary.as_ref().map(|b| b.value.as_str()) else {
+        return;
+    };
+    let binary = Some(binary);
     let accels = binary
         .and_then(|b| facts.qemu(b))
         .and_then(|q| q.binary.as_ref().ok())

@@ -134,7 +134,7 @@ pub fn run(args: &Args) -> Exit {
             boot_silence_timeout: Duration::from_secs(120),
         };
         if !args.skip_preflight
-            && let Err(exit) = super::preflight::refuse_if_unfit(&planned.specs, &opts, mode).await
+            && let Err(exit) = super::preflight::refuse_if_unfit(&planned.specs, &loaded, &opts, mode).await
         {
             return (Vec::new(), exit);
         }

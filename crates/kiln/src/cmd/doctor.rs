@@ -1,0 +1,138 @@
+//! `kiln doctor`: facts and verdicts about this host (QEMU, `qemu-img`,
+//! the KVM probe, firmware, memory, disk), and, given a template, the host
+//! against what its builds demand. `--fix` installs what is missing with
+//! apt and says what it ran.
+
+use std::path::PathBuf;
+
+use kiln_build::plan::decode_builds;
+use kiln_build::preflight::{
+    Check, CollectOptions, HostFacts, Status, apply_fix, check, doctor_checks, fix_plan, worst,
+};
+
+use crate::exit::Exit;
+use crate::render;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print one JSON object per check: `{"id","status","detail","fix"}`.
+    #[arg(long)]
+    pub json: bool,
+    /// Install what is missing with the system package manager (apt).
+    #[arg(long)]
+    pub fix: bool,
+    /// Set a variable of the template: `-var name=value`.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Read variable values from a file.
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+    /// A template to check the host against (optional).
+    #[arg(value_name = "PATH")]
+    pub path: Option<PathBuf>,
+}
+
+pub fn run(args: &Args) -> Exit {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let demands = match &args.path {
+        None => None,
+        Some(path) => {
+            let t = crate::cli::TemplateArgs {
+                vars: args.vars.clone(),
+                var_files: args.var_files.clone(),
+                only: Vec::new(),
+                except: Vec::new(),
+                path: path.clone(),
+            };
+            let loaded = match super::load_template(&t, Exit::Usage) {
+                Ok(l) => l,
+                Err(e) => return e,
+            };
+            let planned = match decode_builds(&loaded, &cwd) {
+                Ok(p) => p,
+                Err(errors) => {
+                    render::diagnostics(&errors, &[]);
+                    return Exit::Usage;
+                }
+            };
+            let opts = kiln_build::run::RunOptions {
+                cwd: cwd.clone(),
+                force: false,
+                on_error: Default::default(),
+                cache_dir: super::build::cache_dir(),
+                log_dir: cwd.join(".kiln/logs"),
+                run_uuid: String::new(),
+                kvm: None,
+                parallel_builds: 0,
+                boot_silence_timeout: std::time::Duration::from_secs(120),
+            };
+            Some(super::preflight::demands(&planned.specs, &loaded, &opts))
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            render::error(&format!("cannot start the async runtime: {e}"), None);
+            return Exit::Failed;
+        }
+    };
+    runtime.block_on(async {
+        let demands_slice = demands.as_deref().unwrap_or(&[]);
+        let facts = HostFacts::collect(demands_slice, &CollectOptions::doctor()).await;
+        let mut checks = doctor_checks(&facts, demands.as_deref());
+        if let Some(d) = &demands {
+            checks.extend(check(d, &facts));
+        }
+        print_checks(&checks, args.json);
+        if args.fix {
+            let plan = fix_plan(&checks);
+            if plan.is_empty() {
+                render::err_line("doctor --fix: nothing to install");
+            } else {
+                match apply_fix(&plan, facts.os.as_ref()).await {
+                    Ok(report) => {
+                        for r in &report.ran {
+                            render::err_line(&format!("doctor --fix ran: {}", r.argv.join(" ")));
+                        }
+                        if let Some(h) = &report.by_hand {
+                            render::err_line(&format!("install by hand: {h}"));
+                        }
+                        return Exit::Ok;
+                    }
+                    Err(e) => {
+                        render::error(&format!("doctor --fix: {e}"), None);
+                        return Exit::Failed;
+                    }
+                }
+            }
+        }
+        if worst(&checks) == Status::Fail {
+            Exit::Failed
+        } else {
+            Exit::Ok
+        }
+    })
+}
+
+fn print_checks(checks: &[Check], json: bool) {
+    for c in checks {
+        if json {
+            render::out(&serde_json::to_string(c).unwrap_or_default());
+            continue;
+        }
+        let mark = match c.status {
+            Status::Ok => "ok  ",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+        };
+        render::out(&format!("{mark} {:<13} {}", c.id, c.detail));
+        if let Some(fix) = &c.fix
+            && c.status != Status::Ok
+        {
+            render::out(&format!("     {:<13} fix: {fix}", ""));
+        }
+    }
+}
