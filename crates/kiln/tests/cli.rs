@@ -17,8 +17,22 @@ fn kiln(args: &[&str]) -> String {
 }
 
 fn kiln_env(args: &[&str], env: &[(&str, &str)]) -> String {
+    kiln_in(&template_tests(), args, env)
+}
+
+/// Run kiln inside the packer-maas-style directory, as its users do
+/// (`packer build .`: scripts are relative to the working directory).
+fn kiln_maas(args: &[&str]) -> String {
+    kiln_in(
+        &template_tests().join("fixtures/packer-maas-style"),
+        args,
+        &[],
+    )
+}
+
+fn kiln_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     let mut cmd = Command::cargo_bin("kiln").unwrap();
-    cmd.current_dir(template_tests())
+    cmd.current_dir(dir)
         .env_clear()
         .env("NO_COLOR", "1")
         .args(args);
@@ -42,24 +56,21 @@ macro_rules! snap {
 
 #[test]
 fn validate_packer_maas_style() {
-    snap!(
-        "validate_packer_maas_style",
-        kiln(&["validate", "fixtures/packer-maas-style"])
-    );
+    snap!("validate_packer_maas_style", kiln_maas(&["validate", "."]));
 }
 
 #[test]
 fn validate_accepts_packer_single_dash_flags() {
     snap!(
         "validate_single_dash",
-        kiln(&[
+        kiln_maas(&[
             "validate",
             "-var",
             "memory=1024",
-            "-var-file=conformance/precedence-ladder/f.pkrvars.hcl",
+            "-var-file=../../conformance/precedence-ladder/f.pkrvars.hcl",
             "-only",
             "cloudimg.*",
-            "fixtures/packer-maas-style"
+            "."
         ])
     );
 }
@@ -68,7 +79,7 @@ fn validate_accepts_packer_single_dash_flags() {
 fn inspect_packer_maas_style_json() {
     snap!(
         "inspect_packer_maas_style_json",
-        kiln(&["inspect", "--json", "fixtures/packer-maas-style"])
+        kiln_maas(&["inspect", "--json", "."])
     );
 }
 
@@ -76,7 +87,7 @@ fn inspect_packer_maas_style_json() {
 fn inspect_packer_maas_style_human() {
     snap!(
         "inspect_packer_maas_style_human",
-        kiln(&["inspect", "-var", "cpus=4", "fixtures/packer-maas-style"])
+        kiln_maas(&["inspect", "-var", "cpus=4", "."])
     );
 }
 

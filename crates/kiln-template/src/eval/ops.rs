@@ -7,24 +7,7 @@ use crate::value::{Number, Value};
 
 /// cty equality: same type and same value (a list never equals a tuple).
 pub fn equal(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Null, Value::Null) => true,
-        (Value::Bool(x), Value::Bool(y)) => x == y,
-        (Value::Number(x), Value::Number(y)) => x.0 == y.0,
-        (Value::String(x), Value::String(y)) => x == y,
-        (Value::List(x), Value::List(y))
-        | (Value::Tuple(x), Value::Tuple(y))
-        | (Value::Set(x), Value::Set(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| equal(a, b))
-        }
-        (Value::Map(x), Value::Map(y)) | (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .zip(y)
-                    .all(|((ka, va), (kb, vb))| ka == kb && equal(va, vb))
-        }
-        _ => false,
-    }
+    a.equals(b)
 }
 
 pub fn to_number(v: &Value) -> Option<f64> {

@@ -384,6 +384,9 @@ fn evaluate(
         });
     }
     let cwd = opts.cwd.clone();
+    // Packer resolves the paths of file(), templatefile() & co against the
+    // template directory (`Functions(cfg.Basedir)`), not the working one.
+    let fn_dir = root.clone();
 
     let required_versions = version::check_packer_blocks(&parsed.templates, &mut diags);
     let required_plugins = version::required_plugins(&parsed.templates, &mut diags);
@@ -392,11 +395,17 @@ fn evaluate(
     let mut declared = vars::declare(&parsed.templates, &cwd, &mut diags);
     declared.sources = parsed.all_files();
     vars::assign(&mut declared, &parsed, opts, &mut diags);
-    vars::finish(&mut declared, &cwd, &mut diags);
+    vars::finish(&mut declared, &fn_dir, &mut diags);
     let variables = declared.vars;
 
     let path_value = scope::path_value(&root, &cwd);
-    let locals = locals::evaluate(&parsed.templates, &variables, &path_value, &cwd, &mut diags);
+    let locals = locals::evaluate(
+        &parsed.templates,
+        &variables,
+        &path_value,
+        &fn_dir,
+        &mut diags,
+    );
 
     let filter = match BuildFilter::new(&opts.only, &opts.except) {
         Ok(f) => f,
@@ -410,7 +419,7 @@ fn evaluate(
         &variables,
         &locals,
         &path_value,
-        &cwd,
+        &fn_dir,
         &filter,
         &mut diags,
     );

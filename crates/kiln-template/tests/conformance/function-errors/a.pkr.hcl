@@ -1,0 +1,4 @@
+locals {
+  bad  = upper(["not", "a", "string"])
+  typo = uppr("x")
+}
