@@ -321,7 +321,12 @@ impl<'a> Lexer<'a> {
                 let len: usize = r
                     .char_indices()
                     .take_while(|(i, ch)| {
-                        ch.is_alphanumeric() || *ch == '_' || (*i > 0 && *ch == '-')
+                        // HCL identifiers are Unicode ID_Start/ID_Continue:
+                        // any non-ASCII, non-space character after the
+                        // first counts (combining marks included).
+                        ch.is_alphanumeric()
+                            || *ch == '_'
+                            || (*i > 0 && (*ch == '-' || (!ch.is_ascii() && !ch.is_whitespace())))
                     })
                     .map(|(_, ch)| ch.len_utf8())
                     .sum();
@@ -660,6 +665,13 @@ mod tests {
         let once = format_hcl(input, "t").unwrap();
         assert_eq!(once, input);
         assert_eq!(format_hcl(&once, "t").unwrap(), once);
+    }
+
+    #[test]
+    fn identifiers_may_hold_combining_marks() {
+        // Found by the fmt fuzz target.
+        let input = "l\u{658}s {\n}\n";
+        assert_eq!(format_hcl(input, "t").unwrap(), input);
     }
 
     #[test]
