@@ -184,6 +184,12 @@ pub fn write_dd(
         }
     }
     let out_bytes = std::fs::metadata(tmp.path()).map_err(werr)?.len();
+    // tempfile creates 0600; an artifact is as readable as any new file.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+            .map_err(werr)?;
+    }
     tmp.persist(output).map_err(|e| werr(e.error))?;
     Ok(DdReport {
         disk_bytes: size,

@@ -539,6 +539,12 @@ pub fn write_tgz(
     sink.flush().map_err(werr)?;
     drop(sink);
     report.gz_bytes = written.load(Ordering::Relaxed);
+    // tempfile creates 0600; an artifact is as readable as any new file.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+            .map_err(werr)?;
+    }
     tmp.persist(output).map_err(|e| werr(e.error))?;
     progress(&Progress {
         bytes_read: 0,

@@ -44,6 +44,13 @@ fn roundtrip_ns(tree: &Path, image: &Path, work: &Path, opts: &TgzOptions, ns: b
     let report = write_tgz(image, &out, opts, &mut |p| last = Some(*p)).unwrap();
     assert!(report.entries > 50, "{report:?}");
     assert_eq!(std::fs::metadata(&out).unwrap().len(), report.gz_bytes);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+    }
     assert_eq!(last.unwrap().bytes_written, report.gz_bytes);
     let x = work.join("extracted");
     let _ = std::fs::remove_dir_all(&x);
