@@ -9,6 +9,9 @@ pub struct Artifact {
     /// Packer's artifact id (`VM` for QEMU, `Null` for null).
     pub id: String,
     pub files: Vec<PathBuf>,
+    /// The build's public keys, for the leak scan (never written out).
+    #[serde(skip)]
+    pub build_public_keys: Vec<String>,
 }
 
 impl Artifact {
@@ -17,6 +20,7 @@ impl Artifact {
             kind: kind.to_string(),
             id: id.to_string(),
             files,
+            build_public_keys: Vec::new(),
         }
     }
 

@@ -273,7 +273,10 @@ pub fn step_names(spec: &BuildSpec) -> Vec<String> {
     for (i, p) in spec.provisioners.iter().enumerate() {
         steps.push(format!("provision {}/{} {}", i + 1, total, p.label()));
     }
-    if let SourceSpec::Qemu(_) = &spec.source {
+    if let SourceSpec::Qemu(q) = &spec.source {
+        if q.ssh().is_some() && crate::run::needs_guest_scrub(spec) {
+            steps.push("scrub".into());
+        }
         steps.push("shutdown".into());
     }
     for (c, chain) in spec.post_processors.iter().enumerate() {

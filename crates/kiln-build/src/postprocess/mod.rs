@@ -2,6 +2,7 @@
 
 pub mod checksum;
 pub mod compress;
+pub mod maas;
 pub mod manifest;
 
 use std::path::Path;
@@ -17,9 +18,20 @@ pub enum PostProcessorConfig {
     Checksum(checksum::ChecksumConfig),
     Compress(compress::CompressConfig),
     ShellLocal(ShellLocalConfig),
+    MaasTgz(maas::TgzConfig),
+    MaasDd(maas::DdConfig),
+    MaasUpload(maas::UploadConfig),
 }
 
-pub const TYPES: &[&str] = &["manifest", "checksum", "compress", "shell-local"];
+pub const TYPES: &[&str] = &[
+    "manifest",
+    "checksum",
+    "compress",
+    "shell-local",
+    "maas-tgz",
+    "maas-dd",
+    "maas-upload",
+];
 
 impl PostProcessorConfig {
     pub fn type_name(&self) -> &'static str {
@@ -28,6 +40,9 @@ impl PostProcessorConfig {
             PostProcessorConfig::Checksum(_) => "checksum",
             PostProcessorConfig::Compress(_) => "compress",
             PostProcessorConfig::ShellLocal(_) => "shell-local",
+            PostProcessorConfig::MaasTgz(_) => "maas-tgz",
+            PostProcessorConfig::MaasDd(_) => "maas-dd",
+            PostProcessorConfig::MaasUpload(_) => "maas-upload",
         }
     }
 
@@ -36,6 +51,10 @@ impl PostProcessorConfig {
         match self {
             PostProcessorConfig::Manifest(_) | PostProcessorConfig::Checksum(_) => (true, true),
             PostProcessorConfig::ShellLocal(_) => (true, false),
+            // The disk stays: the MAAS artifact is derived from it.
+            PostProcessorConfig::MaasTgz(_)
+            | PostProcessorConfig::MaasDd(_)
+            | PostProcessorConfig::MaasUpload(_) => (true, false),
             PostProcessorConfig::Compress(_) => (false, false),
         }
     }

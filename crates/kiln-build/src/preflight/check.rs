@@ -283,9 +283,8 @@ fn accelerator_check(d: &Demand, facts: &HostFacts, out: &mut Vec<Check>) {
     let Some(binary) = d.qemu_binary.as_ref().map(|b| b.value.as_str()) else {
         return;
     };
-    let binary = Some(binary);
-    let accels = binary
-        .and_then(|b| facts.qemu(b))
+    let accels = facts
+        .qemu(binary)
         .and_then(|q| q.binary.as_ref().ok())
         .map(|b| b.accels.clone())
         .unwrap_or_default();
@@ -336,7 +335,6 @@ fn accelerator_check(d: &Demand, facts: &HostFacts, out: &mut Vec<Check>) {
     if !accels.is_empty()
         && let Some(unknown) = list.iter().find(|a| !accels.iter().any(|x| x == *a))
     {
-        let binary = binary.unwrap_or("qemu");
         out.push(
             Check::fail(
                 ID,
@@ -358,8 +356,8 @@ fn accelerator_check(d: &Demand, facts: &HostFacts, out: &mut Vec<Check>) {
     match first {
         "kvm" => {
             // KVM runs guests of the host's own architecture only.
-            if let Some(b) = binary {
-                let guest = arch_of_binary(b);
+            {
+                let guest = arch_of_binary(binary);
                 let host = facts.arch.as_str();
                 let same = guest == host || (host == "x86_64" && guest == "i386");
                 if !same {
@@ -367,7 +365,7 @@ fn accelerator_check(d: &Demand, facts: &HostFacts, out: &mut Vec<Check>) {
                         Check::fail(
                             ID,
                             format!(
-                                "{who} asks for {shown} with `{b}`, but KVM runs only {host} guests on this {host} host"
+                                "{who} asks for {shown} with `{binary}`, but KVM runs only {host} guests on this {host} host"
                             ),
                         )
                         .with_fix(format!(

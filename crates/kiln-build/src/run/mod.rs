@@ -7,6 +7,7 @@ pub use null::seed_of;
 mod postprocessors;
 mod provisioners;
 mod qemu;
+pub use qemu::needs_guest_scrub;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -8,6 +8,7 @@ use kiln_qemu::placeholders::TemplateData;
 use super::RunOptions;
 use crate::artifact::Artifact;
 use crate::pipeline::{Pipeline, StepError};
+use crate::postprocess::maas::{self, LeakContext};
 use crate::postprocess::{PostProcessorConfig, checksum, compress, manifest};
 use crate::provision::shell::BuildFacts;
 use crate::provision::shell_local;
@@ -22,6 +23,7 @@ pub(crate) async fn run_chains(
     if spec.post_processors.is_empty() {
         return Ok(vec![builder]);
     }
+    let leak = leak_context(spec, &builder, p);
     let mut keep_original = false;
     let mut results = Vec::new();
     for (c, chain) in spec.post_processors.iter().enumerate() {
@@ -30,8 +32,9 @@ pub(crate) async fn run_chains(
             let step = format!("post-processor {}.{} {}", c + 1, i + 1, label(pp));
             p.ev.say(format!("Running post-processor: {}", label(pp)));
             let input = prior.clone();
+            let ev = p.ev.clone();
             let artifact = p
-                .step(&step, run_one(spec, pp, &input, opts, &p.ev.clone()))
+                .step(&step, run_one(spec, pp, &input, opts, &leak, &ev))
                 .await?;
             let (default_keep, forced) = pp.config.keep_defaults();
             let keep = match pp.keep_input_artifact {
@@ -76,6 +79,7 @@ async fn run_one(
     pp: &PostProcessorSpec,
     input: &Artifact,
     opts: &RunOptions,
+    leak: &LeakContext,
     ev: &crate::events::BuildEvents,
 ) -> Result<Artifact, String> {
     let build_name = spec.source_name().to_string();
@@ -135,6 +139,36 @@ async fn run_one(
                 .map_err(|e| e.to_string())?;
             Ok(input.clone())
         }
+        PostProcessorConfig::MaasTgz(cfg) => {
+            let (artifact, _scan) =
+                maas::run_tgz(cfg, input, &cwd, &build_name, &builder_type, leak, ev).await?;
+            Ok(artifact)
+        }
+        PostProcessorConfig::MaasDd(cfg) => {
+            let (artifact, _scan) =
+                maas::run_dd(cfg, input, &cwd, &build_name, &builder_type, leak, ev).await?;
+            Ok(artifact)
+        }
+        PostProcessorConfig::MaasUpload(cfg) => {
+            maas::run_upload(cfg, input, &cwd, ev).await?;
+            Ok(input.clone())
+        }
+    }
+}
+
+/// What the leak scan looks for: every secret the redactor knows, the
+/// build's public keys, and the passwords the build logged in with.
+fn leak_context(spec: &BuildSpec, builder: &Artifact, p: &Pipeline) -> LeakContext {
+    let mut passwords = Vec::new();
+    if let crate::spec::SourceSpec::Qemu(q) = &spec.source
+        && let Some(pw) = q.ssh().and_then(|s| s.password.as_ref())
+    {
+        passwords.push(pw.expose().clone());
+    }
+    LeakContext {
+        sensitive: p.ev.events.redactor().secrets().to_vec(),
+        build_public_keys: builder.build_public_keys.clone(),
+        passwords,
     }
 }
 

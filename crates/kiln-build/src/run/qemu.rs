@@ -519,6 +519,17 @@ pub(crate) async fn run(
         .await?;
     }
 
+    // A whole-disk MAAS artifact carries the disk as it is: scrub it in
+    // the guest as the last step (a tarball is scrubbed while streaming).
+    if let Some(g) = guest.as_ref()
+        && needs_guest_scrub(spec)
+    {
+        let script = crate::postprocess::maas::guest_scrub_script();
+        let command = format!("sudo -n sh -c {}", kiln_ssh::shell::quote(&script));
+        p.step("scrub", supervised(&qemu, g.exec_quiet(&command)))
+            .await?;
+    }
+
     // Shutdown.
     let shutdown_command = cfg.shutdown_command.clone();
     let timeout = cfg.shutdown_timeout;
@@ -555,9 +566,14 @@ pub(crate) async fn run(
     // As Packer lists them: relative to the working directory.
     let files = list_files(&out_dir)
         .into_iter()
-        .filter_map(|f| f.file_name().map(|n| Path::new(&cfg.output_directory).join(n)))
+        .filter_map(|f| {
+            f.file_name()
+                .map(|n| Path::new(&cfg.output_directory).join(n))
+        })
         .collect();
-    Ok(Artifact::new("qemu", "VM", files))
+    let mut artifact = Artifact::new("qemu", "VM", files);
+    artifact.build_public_keys = public_key.into_iter().collect();
+    Ok(artifact)
 }
 
 /// Run provisioners while watching QEMU: if it dies, fail at once.
@@ -894,4 +910,12 @@ fn qemuargs_files(cfg: &QemuConfig) -> Vec<String> {
         }
     }
     out
+}
+
+/// Whether a post-processor writes the whole disk (`maas-dd`).
+pub fn needs_guest_scrub(spec: &BuildSpec) -> bool {
+    spec.post_processors
+        .iter()
+        .flatten()
+        .any(|p| matches!(p.config, crate::postprocess::PostProcessorConfig::MaasDd(_)))
 }
