@@ -11,7 +11,7 @@ PACKAGES=(
   # building the base image fixture from Debian packages
   debootstrap gdisk mtools dosfstools systemd-boot-efi binutils e2fsprogs zstd
   # tests: a real sshd on loopback, xattr/capability tools, tar
-  openssh-server openssh-client attr libcap2-bin tar xz-utils
+  openssh-server openssh-client attr acl libcap2-bin tar xz-utils openssl
   # reference peers for benchmarks (never used by kiln itself)
   packer pigz libnbd-bin nbdkit fuse2fs fuse3 bc time
 )

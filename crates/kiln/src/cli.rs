@@ -28,6 +28,13 @@ pub enum Command {
     Build(cmd::build::Args),
     /// Check this host (and optionally a template's demands): QEMU, KVM, firmware, memory, disk.
     Doctor(cmd::doctor::Args),
+    /// Scan a disk image or tarball for leaked secrets (exit 1 on findings).
+    Scan(cmd::scan::Args),
+    /// MAAS artifacts from an existing image, and their upload.
+    Maas {
+        #[command(subcommand)]
+        command: cmd::maas::Command,
+    },
     /// Show what `build` would do: the resolved config, the QEMU argv and disk commands, the steps.
     Plan(cmd::plan::Args),
     /// Check that a template is valid (exit 1 on errors, as Packer).
@@ -154,6 +161,8 @@ pub fn run(args: Vec<OsString>) -> Exit {
         Command::Build(a) => cmd::build::run(&a),
         Command::Plan(a) => cmd::plan::run(&a),
         Command::Doctor(a) => cmd::doctor::run(&a),
+        Command::Scan(a) => cmd::scan::run(&a),
+        Command::Maas { command } => cmd::maas::run(&command),
         Command::Validate(a) => cmd::validate::run(&a),
         Command::Inspect(a) => cmd::inspect::run(&a),
         Command::Vars {

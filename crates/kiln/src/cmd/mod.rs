@@ -5,8 +5,10 @@ pub mod build;
 pub mod doctor;
 pub mod fmt;
 pub mod inspect;
+pub mod maas;
 pub mod plan;
 pub mod preflight;
+pub mod scan;
 pub mod validate;
 pub mod vars;
 
