@@ -65,6 +65,13 @@ build {
     environment_vars = ["MOTD_SOURCE=/tmp/motd"]
   }
 
+  # The MAAS artifact: the root filesystem as curtin extracts it, scrubbed
+  # while streaming (machine-id, host keys, cloud-init state, histories),
+  # then scanned for leaked secrets before the build may succeed.
+  post-processor "maas-tgz" {
+    output = "output-cloudimg/custom-cloudimg.tar.gz"
+  }
+
   post-processor "manifest" {
     output     = "output-cloudimg/manifest.json"
     strip_path = true

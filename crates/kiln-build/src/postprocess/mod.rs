@@ -73,6 +73,9 @@ pub fn decode(
         "shell-local" => {
             shell_local::decode(body, what, cwd, true).map(PostProcessorConfig::ShellLocal)
         }
+        "maas-tgz" => maas::decode_tgz(body, what, cwd).map(PostProcessorConfig::MaasTgz),
+        "maas-dd" => maas::decode_dd(body, what).map(PostProcessorConfig::MaasDd),
+        "maas-upload" => maas::decode_upload(body, what).map(PostProcessorConfig::MaasUpload),
         other => Err(vec![DecodeError {
             span: body.span.clone(),
             message: format!("unknown post-processor type `{other}`"),
@@ -81,5 +84,25 @@ pub fn decode(
                 None => format!("kiln runs: {}", TYPES.join(", ")),
             }),
         }]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_template::span::Span;
+
+    #[test]
+    fn every_listed_type_decodes() {
+        // An empty body may be invalid for a type, but never unknown.
+        let body = Body::empty(Span::synthetic("t.pkr.hcl"));
+        for kind in TYPES {
+            if let Err(errors) = decode(kind, &body, "pp", std::path::Path::new(".")) {
+                assert!(
+                    errors.iter().all(|e| !e.message.contains("unknown post-processor")),
+                    "{kind}: {errors:?}"
+                );
+            }
+        }
     }
 }
