@@ -94,7 +94,13 @@ impl Redactor {
         // Multi-line secrets (private keys) are also masked line by line,
         // since output often arrives a line at a time.
         if secret.contains('\n') {
-            for line in secret.lines().map(str::trim).filter(|l| l.len() >= 8) {
+            // Armour lines (`-----BEGIN … KEY-----`) are not secret: every
+            // ssh binary contains them.
+            for line in secret
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.len() >= 8 && !l.starts_with("-----"))
+            {
                 if !self.secrets.iter().any(|s| s == line) {
                     self.secrets.push(line.to_string());
                 }
@@ -168,6 +174,8 @@ mod tests {
         let r = Redactor::new([key]);
         assert_eq!(r.redact("got AAAABBBBCCCCDDDD"), "got <sensitive>");
         assert_eq!(r.redact(key), MASK);
+        // The armour alone is not a secret.
+        assert_eq!(r.redact("-----BEGIN KEY-----"), "-----BEGIN KEY-----");
     }
 
     #[test]

@@ -378,7 +378,7 @@ pub async fn run_tgz(
     let report = tokio::task::spawn_blocking(move || {
         let mut last = 0u64;
         kiln_maas::write_tgz(&image2, &output2, &opts, &mut |p| {
-            if p.bytes_read - last >= 32 << 20 {
+            if p.bytes_read.abs_diff(last) >= 32 << 20 {
                 last = p.bytes_read;
                 ev2.progress("maas-tgz", p.bytes_read, None);
             }
@@ -434,7 +434,7 @@ pub async fn run_dd(
     let report = tokio::task::spawn_blocking(move || {
         let mut last = 0u64;
         kiln_maas::write_dd(&image2, &output2, &opts, &mut |p| {
-            if p.bytes_read - last >= 64 << 20 {
+            if p.bytes_read.abs_diff(last) >= 64 << 20 {
                 last = p.bytes_read;
                 ev2.progress("maas-dd", p.bytes_read, None);
             }
