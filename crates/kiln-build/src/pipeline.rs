@@ -46,8 +46,19 @@ pub struct StepTiming {
 
 type Cleanup = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
+/// What a build records about itself beyond timings (kiln's build record).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Record {
+    /// Sources read: URL, where it is, its verified checksum.
+    pub inputs: Vec<serde_json::Value>,
+    /// Leak-scan verdicts of the artifacts.
+    pub scans: Vec<serde_json::Value>,
+}
+
 pub struct Pipeline {
     pub ev: BuildEvents,
+    /// Filled by steps as they learn facts worth keeping.
+    pub record: Record,
     cancel: CancellationToken,
     cleanups: Vec<(String, Cleanup)>,
     timings: Vec<StepTiming>,
@@ -58,6 +69,7 @@ impl Pipeline {
     pub fn new(ev: BuildEvents, cancel: CancellationToken) -> Self {
         Pipeline {
             ev,
+            record: Record::default(),
             cancel,
             cleanups: Vec::new(),
             timings: Vec::new(),

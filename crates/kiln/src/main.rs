@@ -4,6 +4,7 @@ mod cli;
 mod cmd;
 mod events;
 mod exit;
+mod record;
 mod render;
 
 fn main() -> std::process::ExitCode {

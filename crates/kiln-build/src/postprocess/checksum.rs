@@ -115,15 +115,16 @@ pub fn run(
             .with("BuildName", build_name)
             .with("BuilderType", builder_type)
             .with("ChecksumType", kind);
-        let out = cwd.join(placeholders::render(&cfg.output, &data)?);
+        let rel = PathBuf::from(placeholders::render(&cfg.output, &data)?);
+        let out = cwd.join(&rel);
         let io = |source| ChecksumPpError::Io {
             path: out.clone(),
             source,
         };
-        for file in input.files.iter().filter(|f| f.is_file()) {
-            let hex = digest(kind, file)?;
+        for file in input.files.iter().filter(|f| cwd.join(f).is_file()) {
+            let hex = digest(kind, &cwd.join(file))?;
             if !out.exists() {
-                files.push(out.clone());
+                files.push(rel.clone());
             }
             if let Some(dir) = out.parent() {
                 std::fs::create_dir_all(dir).map_err(io)?;

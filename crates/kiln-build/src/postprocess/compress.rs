@@ -150,8 +150,14 @@ pub fn run(
     let data = TemplateData::new()
         .with("BuildName", build_name)
         .with("BuilderType", builder_type);
-    let target = cwd.join(placeholders::render(&cfg.output, &data)?);
-    let files: Vec<&PathBuf> = input.files.iter().filter(|f| f.is_file()).collect();
+    let rel = PathBuf::from(placeholders::render(&cfg.output, &data)?);
+    let target = cwd.join(&rel);
+    let files: Vec<PathBuf> = input
+        .files
+        .iter()
+        .map(|f| cwd.join(f))
+        .filter(|f| f.is_file())
+        .collect();
     if !cfg.tar && files.len() != 1 {
         return Err(CompressError::TooManyFiles(files.len()));
     }
@@ -193,7 +199,7 @@ pub fn run(
             }
             tar.finish().map_err(io(&partial))?;
         } else {
-            copy_into(files[0], |b| counted.write_all(b)).map_err(io(files[0]))?;
+            copy_into(&files[0], |b| counted.write_all(b)).map_err(io(&files[0]))?;
         }
         counted.inner.finish().map_err(io(&partial))?;
         Ok(())

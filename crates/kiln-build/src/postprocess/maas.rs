@@ -352,7 +352,8 @@ pub async fn run_tgz(
     ev: &BuildEvents,
 ) -> Result<(Artifact, Option<ScanReport>), String> {
     let image = input_image(input, cwd)?;
-    let output = cwd.join(render_output(&cfg.output, build_name, builder_type)?);
+    let rel = PathBuf::from(render_output(&cfg.output, build_name, builder_type)?);
+    let output = cwd.join(&rel);
     let scrub = if cfg.scrub {
         let skip: Vec<&str> = cfg.scrub_skip.iter().map(String::as_str).collect();
         Some(kiln_image::scrub::Scrub::defaults_without(
@@ -423,7 +424,8 @@ pub async fn run_dd(
         .output
         .clone()
         .unwrap_or_else(|| format!("{{{{.BuildName}}}}.{ext}"));
-    let output = cwd.join(render_output(&template, build_name, builder_type)?);
+    let rel = PathBuf::from(render_output(&template, build_name, builder_type)?);
+    let output = cwd.join(&rel);
     let opts = DdOptions {
         format: cfg.format,
         level: cfg.level,

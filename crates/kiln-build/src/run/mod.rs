@@ -53,6 +53,7 @@ pub struct BuildOutcome {
     pub millis: u64,
     pub error: Option<String>,
     pub interrupted: bool,
+    pub record: crate::pipeline::Record,
 }
 
 /// Tells a build how many of its siblings are still running (a qemu build
@@ -134,6 +135,7 @@ pub async fn run_all(
                 millis: 0,
                 error: Some(format!("build task failed: {e}")),
                 interrupted: false,
+                record: Default::default(),
             }),
         }
     }
@@ -197,6 +199,7 @@ pub async fn run_build(
         millis: duration.as_millis() as u64,
         error,
         interrupted,
+        record: p.record.clone(),
     }
 }
 

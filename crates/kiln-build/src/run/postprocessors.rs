@@ -33,9 +33,12 @@ pub(crate) async fn run_chains(
             p.ev.say(format!("Running post-processor: {}", label(pp)));
             let input = prior.clone();
             let ev = p.ev.clone();
-            let artifact = p
+            let (artifact, scan) = p
                 .step(&step, run_one(spec, pp, &input, opts, &leak, &ev))
                 .await?;
+            if let Some(scan) = scan {
+                p.record.scans.push(scan);
+            }
             let (default_keep, forced) = pp.config.keep_defaults();
             let keep = match pp.keep_input_artifact {
                 Some(false) if default_keep && forced => true,
@@ -81,7 +84,7 @@ async fn run_one(
     opts: &RunOptions,
     leak: &LeakContext,
     ev: &crate::events::BuildEvents,
-) -> Result<Artifact, String> {
+) -> Result<(Artifact, Option<serde_json::Value>), String> {
     let build_name = spec.source_name().to_string();
     let builder_type = spec.source.type_name().to_string();
     let cwd = opts.cwd.clone();
@@ -97,7 +100,7 @@ async fn run_one(
             );
             manifest::append(&cwd.join(&cfg.output), rec, &opts.run_uuid, opts.force)
                 .map_err(|e| e.to_string())?;
-            Ok(input.clone())
+            Ok((input.clone(), None))
         }
         PostProcessorConfig::Checksum(cfg) => {
             let cfg = cfg.clone();
@@ -107,6 +110,7 @@ async fn run_one(
             })
             .await
             .map_err(|e| e.to_string())?
+            .map(|a| (a, None))
             .map_err(|e| e.to_string())
         }
         PostProcessorConfig::Compress(cfg) => {
@@ -125,6 +129,7 @@ async fn run_one(
             })
             .await
             .map_err(|e| e.to_string())?
+            .map(|a| (a, None))
             .map_err(|e| e.to_string())
         }
         PostProcessorConfig::ShellLocal(cfg) => {
@@ -137,21 +142,21 @@ async fn run_one(
             shell_local::run(cfg, &cwd, &facts, &data, ev)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok(input.clone())
+            Ok((input.clone(), None))
         }
         PostProcessorConfig::MaasTgz(cfg) => {
-            let (artifact, _scan) =
+            let (artifact, scan) =
                 maas::run_tgz(cfg, input, &cwd, &build_name, &builder_type, leak, ev).await?;
-            Ok(artifact)
+            Ok((artifact.clone(), scan.map(|s| scan_record(&artifact, &s))))
         }
         PostProcessorConfig::MaasDd(cfg) => {
-            let (artifact, _scan) =
+            let (artifact, scan) =
                 maas::run_dd(cfg, input, &cwd, &build_name, &builder_type, leak, ev).await?;
-            Ok(artifact)
+            Ok((artifact.clone(), scan.map(|s| scan_record(&artifact, &s))))
         }
         PostProcessorConfig::MaasUpload(cfg) => {
             maas::run_upload(cfg, input, &cwd, ev).await?;
-            Ok(input.clone())
+            Ok((input.clone(), None))
         }
     }
 }
@@ -177,4 +182,14 @@ fn now_unix() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+fn scan_record(artifact: &Artifact, scan: &kiln_image::scan::ScanReport) -> serde_json::Value {
+    serde_json::json!({
+        "artifact": artifact.describe(),
+        "clean": scan.is_clean(),
+        "findings": scan.findings,
+        "allowed": scan.allowed,
+        "files": scan.files,
+    })
 }

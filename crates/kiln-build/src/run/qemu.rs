@@ -112,6 +112,16 @@ pub(crate) async fn run(
         if got.checksum.is_none() {
             ev.warn("a checksum of `none` was specified: the source image is not verified");
         }
+        p.record.inputs.push(serde_json::json!({
+            "url": got.url,
+            "path": got.path,
+            "checksum": got.checksum.as_ref().map(|c| c.to_string()),
+            "verified": match (&got.checksum, got.reused) {
+                (None, _) => "not verified (`none`)",
+                (Some(_), true) => "verified earlier (unchanged file)",
+                (Some(_), false) => "verified now",
+            },
+        }));
         Some(got)
     };
 

@@ -100,6 +100,7 @@ pub fn run(args: &Args) -> Exit {
         }
     }
     let redactor = Redactor::new(secrets);
+    let run_id = run_uuid();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -128,7 +129,7 @@ pub fn run(args: &Args) -> Exit {
             on_error,
             cache_dir: cache_dir(),
             log_dir: cwd.join(".kiln").join("logs"),
-            run_uuid: run_uuid(),
+            run_uuid: run_id.clone(),
             kvm,
             parallel_builds: args.parallel_builds,
             boot_silence_timeout: Duration::from_secs(120),
@@ -139,7 +140,7 @@ pub fn run(args: &Args) -> Exit {
             return (Vec::new(), exit);
         }
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let events = Events::new(tx, redactor);
+        let events = Events::new(tx, redactor.clone());
         let cancel = CancellationToken::new();
         let signals = spawn_signal_watch(cancel.clone());
         let mut renderer = Renderer::new(mode, args.console);
@@ -169,8 +170,12 @@ pub fn run(args: &Args) -> Exit {
         (outcomes, exit)
     });
     let (outcomes, exit) = outcome;
+    let records = crate::record::write(&outcomes, &loaded, &cwd, &run_id, &redactor);
     if mode == Mode::Human && !outcomes.is_empty() {
         summarize(&outcomes);
+        for r in &records {
+            render::out(&format!("==> Build record: {}", r.display()));
+        }
     }
     exit
 }

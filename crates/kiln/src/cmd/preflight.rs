@@ -102,7 +102,11 @@ pub async fn refuse_if_unfit(
             parallel_builds: (opts.parallel_builds > 0).then_some(opts.parallel_builds),
         },
     );
-    for c in checks.iter().filter(|c| c.status != Status::Ok) {
+    // An unset accelerator falling back to TCG is said by the build itself.
+    let shown = checks.iter().filter(|c| {
+        c.status == Status::Fail || (c.status == Status::Warn && c.id != "accelerator")
+    });
+    for c in shown {
         match mode {
             Mode::Json => {
                 let line = serde_json::json!({"event": "preflight", "check": c});
