@@ -33,7 +33,7 @@ run_one() {
     t0=$(date +%s.%N)
     case $tool in
       packer) TMPDIR="$work" packer build -var "base_image=$base" -var "base_checksum=$sum" "$template" ;;
-      kiln) "$kiln" build -var "base_image=$base" -var "base_checksum=$sum" "$template" ;;
+      kiln) /usr/bin/time -f '%M' -o rss_kb "$kiln" build -var "base_image=$base" -var "base_checksum=$sum" "$template" ;;
     esac 2>&1 | stamp > ui.ts || true
     t1=$(date +%s.%N)
     wait $probe || true
@@ -56,7 +56,7 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 def med(tool, key):
     v = [r[key] for r in rows if r["tool"] == tool and key in r]
     return statistics.median(v) if v else None
-keys = ["wall", "boot_to_sshd", "provisioning", "shutdown", "overhead", "sshd_to_first"]
+keys = ["wall", "boot_to_sshd", "provisioning", "shutdown", "overhead", "sshd_to_first", "peak_rss_mib"]
 print("\n%-16s %10s %10s %8s" % ("phase (median s)", "packer", "kiln", "ratio"))
 out = {}
 for k in keys:

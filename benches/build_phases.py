@@ -54,4 +54,9 @@ else:
     res["error"] = "milestones missing: " + ", ".join(
         k for k, v in dict(qemu_started=qs, sshd_listening=sshd, qemu_exited=qe, connected=connected,
                            first_provisioner=first_prov, halt=halt).items() if v is None)
+try:
+    # GNU time's %M: the kiln process's peak resident set, in KiB.
+    res["peak_rss_mib"] = int(open("rss_kb").read().split()[-1]) / 1024
+except (OSError, ValueError, IndexError):
+    pass
 print(json.dumps(res))
