@@ -860,10 +860,15 @@ impl Vm {
         let cont = self.qmp.cont().await.map_err(self.qmp_err());
         report.paused = paused_at.elapsed();
         let new_nodes = frozen?;
-        cont?;
-        // The old staging now holds the frozen disks (and the state).
+        // The old staging now holds the frozen disks (and the state); the
+        // new one the overlays the guest writes to.
         let frozen_dir = std::mem::replace(&mut self.active, new_nodes.staging);
         self.disks = new_nodes.disks;
+        if let Err(e) = cont {
+            self.held.push(frozen_dir);
+            self.cacheable = Err(e.to_string());
+            return Err(e);
+        }
         match save_result {
             Ok(Some(bytes)) => report.state_bytes = Some(bytes),
             Ok(None) => {}
