@@ -240,6 +240,21 @@ impl KeyPair {
         })
     }
 
+    /// An ed25519 key pair derived from a 32-byte seed: the same seed gives
+    /// the same key. The step cache uses it so a guest restored from a
+    /// checkpoint still trusts the build's key on the next run.
+    pub fn ed25519_from_seed(seed: &[u8; 32], comment: &str) -> Result<Self, KeyError> {
+        let data = KeypairData::from(Ed25519Keypair::from_seed(seed));
+        let key = PrivateKey::new(data, comment).map_err(|source| KeyError::Generate {
+            kind: KeyPairType::Ed25519,
+            source,
+        })?;
+        Ok(KeyPair {
+            key: Arc::new(key),
+            source: KeySource::Generated,
+        })
+    }
+
     /// Loads a user's `ssh_private_key_file`: OpenSSH (`BEGIN OPENSSH PRIVATE
     /// KEY`), PEM (`BEGIN RSA PRIVATE KEY`, `BEGIN EC PRIVATE KEY`, `BEGIN
     /// PRIVATE KEY`) or PuTTY. A passphrase-protected key is refused with
@@ -401,6 +416,20 @@ impl PrivateKeyFile {
     /// Where the key is.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+#[cfg(test)]
+mod seed_tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_key() {
+        let a = KeyPair::ed25519_from_seed(&[7u8; 32], "kiln").unwrap();
+        let b = KeyPair::ed25519_from_seed(&[7u8; 32], "kiln").unwrap();
+        let c = KeyPair::ed25519_from_seed(&[8u8; 32], "kiln").unwrap();
+        assert_eq!(a.public_key_line().unwrap(), b.public_key_line().unwrap());
+        assert_ne!(a.public_key_line().unwrap(), c.public_key_line().unwrap());
     }
 }
 
