@@ -35,6 +35,11 @@ pub enum Command {
         #[command(subcommand)]
         command: cmd::maas::Command,
     },
+    /// The step cache: list, size, prune.
+    Cache {
+        #[command(subcommand)]
+        command: cmd::cache::Command,
+    },
     /// Show what `build` would do: the resolved config, the QEMU argv and disk commands, the steps.
     Plan(cmd::plan::Args),
     /// Check that a template is valid (exit 1 on errors, as Packer).
@@ -111,6 +116,12 @@ const SINGLE_DASH: &[&str] = &[
     "parallel-builds",
     "skip-preflight",
     "fix",
+    "max-size",
+    "older-than",
+    "no-cache",
+    "from",
+    "until",
+    "resume",
 ];
 
 /// Turn Packer's `-var x=1` / `-var=x=1` into `--var …` (before any `--`).
@@ -162,6 +173,7 @@ pub fn run(args: Vec<OsString>) -> Exit {
         Command::Plan(a) => cmd::plan::run(&a),
         Command::Doctor(a) => cmd::doctor::run(&a),
         Command::Scan(a) => cmd::scan::run(&a),
+        Command::Cache { command } => cmd::cache::run(&command),
         Command::Maas { command } => cmd::maas::run(&command),
         Command::Validate(a) => cmd::validate::run(&a),
         Command::Inspect(a) => cmd::inspect::run(&a),

@@ -99,7 +99,9 @@ mod tests {
         for kind in TYPES {
             if let Err(errors) = decode(kind, &body, "pp", std::path::Path::new(".")) {
                 assert!(
-                    errors.iter().all(|e| !e.message.contains("unknown post-processor")),
+                    errors
+                        .iter()
+                        .all(|e| !e.message.contains("unknown post-processor")),
                     "{kind}: {errors:?}"
                 );
             }

@@ -2,6 +2,7 @@
 //! [`Exit`](crate::exit::Exit); all output goes through [`crate::render`].
 
 pub mod build;
+pub mod cache;
 pub mod doctor;
 pub mod fmt;
 pub mod inspect;
