@@ -22,6 +22,9 @@ pub enum StepError {
     Failed { step: String, message: String },
     #[error("{step}: interrupted")]
     Interrupted { step: String },
+    /// `--until`: the build ends after this step, on purpose.
+    #[error("stopped after {step} (`--until`)")]
+    Stopped { step: String },
 }
 
 impl StepError {
@@ -31,7 +34,9 @@ impl StepError {
 
     pub fn step(&self) -> &str {
         match self {
-            StepError::Failed { step, .. } | StepError::Interrupted { step } => step,
+            StepError::Failed { step, .. }
+            | StepError::Interrupted { step }
+            | StepError::Stopped { step } => step,
         }
     }
 }

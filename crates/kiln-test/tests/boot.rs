@@ -225,7 +225,7 @@ fn exercise(name: &str, mut qemu: Qemu, guest: &Guest) {
     not(kiln_vm_tests),
     ignore = "boots a VM for a minute or more; build with KILN_VM_TESTS=1"
 )]
-fn base_image_boots_uefi_with_nocloud_iso() {
+fn vm_base_image_boots_uefi_with_nocloud_iso() {
     let image = base_image().unwrap();
     let firmware = ovmf().unwrap();
     let _lock = vm_lock().unwrap();
@@ -305,7 +305,7 @@ fn answer(dir: &Path, mut stream: TcpStream, seen: &Mutex<Vec<String>>) -> std::
     not(kiln_vm_tests),
     ignore = "boots a VM for a minute or more; build with KILN_VM_TESTS=1"
 )]
-fn base_image_kernel_boots_with_http_seed() {
+fn vm_base_image_kernel_boots_with_http_seed() {
     let image = base_image().unwrap();
     let _lock = vm_lock().unwrap();
     let work = tempfile::tempdir().unwrap();

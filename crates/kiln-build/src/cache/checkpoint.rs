@@ -50,6 +50,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kiln_qemu::process::{ExitInfo, ProcessError, QemuCommand, QemuProcess};
@@ -412,8 +413,9 @@ enum Parent {
 
 /// A build VM whose disks live in the step cache.
 pub struct Vm {
-    // Dropped first: QEMU dies before its files go.
-    process: QemuProcess,
+    // Dropped first: QEMU dies before its files go (callers that clone
+    // the handle stop QEMU before they drop the VM).
+    process: Arc<QemuProcess>,
     qmp: Qmp,
     template: VmTemplate,
     machine_type: String,
@@ -440,6 +442,9 @@ pub struct FinishedVm {
     /// The final overlays in drive order; their backing chains are in the
     /// store and held until this is dropped.
     pub disks: Vec<PathBuf>,
+    /// The UEFI variables as the guest left them.
+    pub vars: Option<PathBuf>,
+    _runtime: Runtime,
     _active: Staging,
     _held: Vec<Staging>,
     _parent: Parent,
@@ -771,7 +776,7 @@ impl Vm {
         &self.qmp
     }
 
-    pub fn process(&self) -> &QemuProcess {
+    pub fn process(&self) -> &Arc<QemuProcess> {
         &self.process
     }
 
@@ -1210,6 +1215,8 @@ impl Vm {
         Ok(FinishedVm {
             exit,
             disks: self.disks,
+            vars: self.vars,
+            _runtime: self.runtime,
             _active: self.active,
             _held: self.held,
             _parent: self.parent,
@@ -1315,7 +1322,7 @@ async fn launch(
     vars: Option<&Path>,
     runtime: &Path,
     incoming: Option<&Path>,
-) -> Result<(QemuProcess, Qmp), CheckpointError> {
+) -> Result<(Arc<QemuProcess>, Qmp), CheckpointError> {
     let socket = runtime.join("qmp.sock");
     let mut values = setup.values.clone();
     values.insert(QMP_TOKEN.into(), path_str(&socket));
@@ -1352,7 +1359,7 @@ async fn launch(
     if let Some(state) = incoming {
         feed_incoming(&process, &qmp, &incoming_socket, state).await?;
     }
-    Ok((process, qmp))
+    Ok((Arc::new(process), qmp))
 }
 
 /// `zstd` on the PATH (checked once): multithreaded and optimised,

@@ -33,7 +33,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -49,6 +49,7 @@ const LAST_USED: &str = "last-used";
 const ENTRIES: &str = "entries";
 const TMP: &str = "tmp";
 const LOCK: &str = "store.lock";
+const SECRET: &str = "secret";
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -408,6 +409,51 @@ impl Store {
     /// The (absolute) root.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// This store's secret (32 random bytes in `secret`, mode 0600, made
+    /// on first use): derives the build keys a cached guest trusts, so
+    /// nobody without the store can compute them.
+    pub fn secret(&self) -> Result<[u8; 32], StoreError> {
+        use std::io::Read;
+        let path = self.root.join(SECRET);
+        let read = |path: &Path| -> Result<Option<[u8; 32]>, StoreError> {
+            match fs::read(path) {
+                Ok(bytes) => Ok(<[u8; 32]>::try_from(bytes.as_slice()).ok()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(io_err("read", path)(e)),
+            }
+        };
+        if let Some(secret) = read(&path)? {
+            return Ok(secret);
+        }
+        let mut fresh = [0u8; 32];
+        let urandom = Path::new("/dev/urandom");
+        File::open(urandom)
+            .and_then(|mut f| f.read_exact(&mut fresh))
+            .map_err(io_err("read", urandom))?;
+        // Written aside and linked into place: a racing build either wins
+        // or reads the winner's secret, never a torn file.
+        let staged = self.root.join(format!("{SECRET}.{}", std::process::id()));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&staged)
+            .map_err(io_err("create", &staged))?;
+        file.write_all(&fresh)
+            .and_then(|()| file.sync_all())
+            .map_err(io_err("write", &staged))?;
+        let linked = fs::hard_link(&staged, &path);
+        let _ = fs::remove_file(&staged);
+        match linked {
+            Ok(()) => Ok(fresh),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                read(&path)?.ok_or_else(|| io_err("read", &path)(io::Error::other("not 32 bytes")))
+            }
+            Err(e) => Err(io_err("link", &path)(e)),
+        }
     }
 
     /// Where the entry of `key` lives (whether or not it exists).
@@ -1231,6 +1277,20 @@ mod tests {
             })
             .unwrap();
         assert!(matches!(store.lease(&entry), Err(StoreError::Gone { .. })));
+    }
+
+    #[test]
+    fn the_secret_is_made_once_private_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let first = store.secret().unwrap();
+        assert_eq!(store.secret().unwrap(), first);
+        let again = Store::open(dir.path()).unwrap();
+        assert_eq!(again.secret().unwrap(), first);
+        let mode = fs::metadata(dir.path().join(SECRET)).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let other = Store::open(&dir.path().join("other")).unwrap();
+        assert_ne!(other.secret().unwrap(), first);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! provisioners, the post-processor chains, the on-error policy, and
 //! several builds side by side.
 
+mod cached;
+pub use cached::CacheOptions;
 mod null;
 pub use null::seed_of;
 mod postprocessors;
@@ -42,6 +44,8 @@ pub struct RunOptions {
     pub parallel_builds: usize,
     /// No console output at all within this → "guest is silent".
     pub boot_silence_timeout: Duration,
+    /// The step cache (`None`: `--no-cache`).
+    pub cache: Option<CacheOptions>,
 }
 
 /// What one build produced.
@@ -170,6 +174,13 @@ pub async fn run_build(
                 Ok(artifacts) => (artifacts, None, false),
                 Err(e) => (Vec::new(), Some(e.to_string()), e.is_interrupted()),
             }
+        }
+        Err(StepError::Stopped { step }) => {
+            p.cleanup().await;
+            ev.say(format!(
+                "Stopped after {step} as asked (`--until`): no artifact, the step is cached"
+            ));
+            (Vec::new(), None, false)
         }
         Err(e) => {
             let interrupted = e.is_interrupted();

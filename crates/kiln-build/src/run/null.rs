@@ -64,8 +64,9 @@ pub(crate) async fn run(
         cwd: &opts.cwd,
         ssh_hint: None,
         seed: seed_of(&spec.name),
+        machine: None,
     };
-    provisioners::run_all(spec, guest.as_mut(), &env, opts.on_error, p).await?;
+    provisioners::run_all(spec, 0, guest.as_mut(), &env, opts.on_error, p, None).await?;
     if let Some(g) = guest {
         g.into_session().close().await;
     }

@@ -3,8 +3,10 @@
 //! `error-cleanup-provisioner` when one fails.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use kiln_qemu::placeholders::TemplateData;
+use kiln_qemu::process::QemuProcess;
 
 use crate::events::BuildEvents;
 use crate::guest::Guest;
@@ -23,19 +25,34 @@ pub(crate) struct ProvisionEnv<'a> {
     pub ssh_hint: Option<String>,
     /// Seed for stable remote script names.
     pub seed: u64,
+    /// The build's QEMU, watched while provisioners run (None: no VM).
+    pub machine: Option<Arc<QemuProcess>>,
 }
 
-/// Run every provisioner as its own step (`provision 1/4 shell`).
+/// The step name of provisioner `i` (0-based): `provision 1/4 shell`.
+pub(crate) fn step_name(spec: &BuildSpec, i: usize) -> String {
+    let total = spec.provisioners.len();
+    let label = spec
+        .provisioners
+        .get(i)
+        .map(|p| p.label())
+        .unwrap_or_default();
+    format!("provision {}/{} {}", i + 1, total, label)
+}
+
+/// Run every provisioner from `start` (0-based; earlier ones are cached)
+/// as its own step, letting the step cache checkpoint after each.
 pub(crate) async fn run_all(
     spec: &BuildSpec,
+    start: usize,
     mut guest: Option<&mut Guest>,
     env: &ProvisionEnv<'_>,
     on_error: OnError,
     p: &mut Pipeline,
+    mut cache: Option<&mut super::cached::CacheRun>,
 ) -> Result<(), StepError> {
-    let total = spec.provisioners.len();
-    for (i, prov) in spec.provisioners.iter().enumerate() {
-        let step = format!("provision {}/{} {}", i + 1, total, prov.label());
+    for (i, prov) in spec.provisioners.iter().enumerate().skip(start) {
+        let step = step_name(spec, i);
         let ev = p.ev.clone();
         let result = p
             .step(
@@ -61,6 +78,9 @@ pub(crate) async fn run_all(
             }
             return Err(e);
         }
+        if let Some(c) = cache.as_deref_mut() {
+            c.after(i + 1, guest.as_deref(), p).await?;
+        }
     }
     Ok(())
 }
@@ -82,11 +102,18 @@ async fn run_with_retries(
     let mut attempt = 0;
     loop {
         let run = run_one(prov, guest.as_deref_mut(), env, ev, index);
-        let result = match prov.timeout {
-            Some(limit) => match tokio::time::timeout(limit, run).await {
-                Ok(r) => r,
-                Err(_) => Err(format!("provisioner timed out after {limit:?} (`timeout`)")),
-            },
+        let run = async {
+            match prov.timeout {
+                Some(limit) => match tokio::time::timeout(limit, run).await {
+                    Ok(r) => r,
+                    Err(_) => Err(format!("provisioner timed out after {limit:?} (`timeout`)")),
+                },
+                None => run.await,
+            }
+        };
+        // A dead QEMU is the error, and no retry can help.
+        let result = match &env.machine {
+            Some(qemu) => super::qemu::watch(qemu, run).await?,
             None => run.await,
         };
         match result {

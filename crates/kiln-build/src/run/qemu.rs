@@ -17,12 +17,17 @@ use kiln_qemu::qmp::Qmp;
 use kiln_qemu::{Accelerator, QemuConfig};
 use kiln_ssh::{Auth, KeyPair, KeyPairType, Target, WaitConfig, WaitEvent};
 
+use super::cached::{self, CacheOptions};
 use super::provisioners::{self, ProvisionEnv};
 use super::{RunOptions, Siblings, fail};
 use crate::artifact::Artifact;
+use crate::cache::checkpoint::Resumed;
+use crate::cache::key::CacheKey;
+use crate::cache::store::Store;
 use crate::checksum::{Algorithm, Checksum, ChecksumSpec};
 use crate::download::{DownloadProgress, DownloadRequest};
 use crate::events::BuildEvents;
+use crate::events::StepOutcome;
 use crate::guest::Guest;
 use crate::http::{HttpContent, HttpPlan};
 use crate::pipeline::{Pipeline, StepError};
@@ -40,6 +45,7 @@ pub(crate) async fn run(
     siblings: &Siblings,
 ) -> Result<Artifact, StepError> {
     let cwd = opts.cwd.clone();
+    let store = step_store(cfg, opts, &p.ev);
 
     // The throwaway key first: every later event must know to mask it.
     let ssh = cfg.ssh().cloned();
@@ -48,6 +54,17 @@ pub(crate) async fn run(
             p.step("ssh_key", async {
                 match &s.private_key_file {
                     Some(path) => KeyPair::load(&cwd.join(path)).map_err(|e| e.to_string()),
+                    None if store.is_some() => {
+                        // Stable per build and store: a guest restored from
+                        // a checkpoint trusts the key of its first boot.
+                        let store = store.as_ref().map(|(s, _)| s);
+                        let seed = match store {
+                            Some(store) => cached::build_key_seed(store, &spec.name)?,
+                            None => return Err("no step cache".to_string()),
+                        };
+                        KeyPair::ed25519_from_seed(&seed, &format!("kiln_{}", cfg.name))
+                            .map_err(|e| e.to_string())
+                    }
                     None => {
                         let kind: KeyPairType = s
                             .temporary_key_pair_type
@@ -276,23 +293,9 @@ pub(crate) async fn run(
         None
     };
 
-    // Disks.
     let source_abs = source_image
         .as_ref()
         .map(|d| absolute(&d.path).display().to_string());
-    let disk_plan = kiln_qemu::plan_disk(
-        cfg,
-        source_abs
-            .as_deref()
-            .map(|path| SourceImage { path, format: None }),
-    )
-    .map_err(|e| fail("create_disk", e.to_string()))?;
-    ev.say("Creating required virtual machine disks");
-    for cmd in &disk_plan.before_boot {
-        let step = step_name(cmd);
-        p.step(&step, run_disk_command(cmd, &cwd, Duration::from_secs(600)))
-            .await?;
-    }
 
     // UEFI variables.
     let efi_code = if cfg.efi.enabled {
@@ -348,6 +351,53 @@ pub(crate) async fn run(
         ev.warn(format!("no console log and no boot watchdog: {reason}"));
     }
     wait_for_sibling_files(cfg, &cwd, siblings, &ev).await;
+
+    // The step cache takes the VM's disks when the command line lets it.
+    let media: Vec<(&str, &str)> = [
+        ("cd", facts.cd_path.as_deref()),
+        ("floppy", facts.floppy_path.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(name, path)| path.map(|p| (name, p)))
+    .collect();
+    let disk_paths = cfg.disk_paths();
+    let store = match store {
+        Some((store, options)) => match cached::tokenize(
+            &plan.program,
+            &plan.args,
+            &cached::ArgvFacts {
+                cwd: &cwd,
+                disks: &disk_paths,
+                qmp_socket: &facts.qmp_socket,
+                ssh_host_port,
+                media: &media,
+            },
+        ) {
+            Ok(tokenized) => Some((store, options, tokenized)),
+            Err(why) => {
+                ev.say(format!("Step cache off for this build: {why}"));
+                None
+            }
+        },
+        None => None,
+    };
+    // Disks.
+    let disk_plan = kiln_qemu::plan_disk(
+        cfg,
+        source_abs
+            .as_deref()
+            .map(|path| SourceImage { path, format: None }),
+    )
+    .map_err(|e| fail("create_disk", e.to_string()))?;
+    if store.is_none() {
+        ev.say("Creating required virtual machine disks");
+        for cmd in &disk_plan.before_boot {
+            let step = step_name(cmd);
+            p.step(&step, run_disk_command(cmd, &cwd, Duration::from_secs(600)))
+                .await?;
+        }
+    }
+
     let log_dir = opts.log_dir.join(sanitize(&spec.name));
     let _ = std::fs::create_dir_all(&log_dir);
     let console_log = log_dir.join("console.log");
@@ -357,23 +407,128 @@ pub(crate) async fn run(
     } else {
         "Starting VM, booting from CD-ROM"
     });
-    let cmd = QemuCommand {
-        program: plan.program.clone(),
-        args: plan.args.clone(),
-        cwd: Some(cwd.clone()),
-        console_from_stdout: plan.console == ConsoleTap::Stdout,
-        console_log: Some(console_log.clone()),
+    let mut cache_run = None;
+    let mut resumed = None;
+    let qemu = match store {
+        Some((store, options, tokenized)) => {
+            let source_path = source_abs.as_deref().map(Path::new);
+            let found = p
+                .step(
+                    "cache_lookup",
+                    cached::lookup(
+                        &store,
+                        cached::LookupInput {
+                            spec,
+                            cfg,
+                            options: &options,
+                            cwd: &cwd,
+                            tokenized,
+                            source: source_path,
+                            accelerator: decision.accelerator.as_str(),
+                        },
+                    ),
+                )
+                .await?;
+            if let Some(why) = &found.boundary {
+                ev.say(format!("Step cache: {why}"));
+            }
+            if let Some((j, entry)) = &found.hit {
+                ev.say(format!(
+                    "Step cache: reusing {} ({})",
+                    found.names[*j],
+                    entry.key.short()
+                ));
+                if let Some((until, step)) = &found.until
+                    && until <= j
+                {
+                    record_cached(spec, &found.keys, *until, p);
+                    return Err(StepError::Stopped { step: step.clone() });
+                }
+            } else {
+                ev.say("Step cache: nothing cached for this build yet");
+            }
+            let setup = cached::setup(
+                &found.tokenized,
+                found.host.clone(),
+                console_log.clone(),
+                &cwd,
+                &options.sensitive,
+            );
+            let step = if found.hit.is_some() {
+                "resume_vm"
+            } else {
+                "run_qemu"
+            };
+            let (vm, started) = p
+                .step(
+                    step,
+                    cached::start(
+                        &store,
+                        setup,
+                        &found.base,
+                        found.hit.as_ref(),
+                        cfg.disk_image,
+                    ),
+                )
+                .await?;
+            if let cached::Started::Resumed {
+                index,
+                key,
+                how,
+                fallback,
+            } = &started
+            {
+                if let Some(why) = fallback {
+                    ev.warn(format!(
+                        "the saved VM state was not used ({why}): booting the cached disk"
+                    ));
+                }
+                ev.say(format!(
+                    "Resumed after {} from {} ({})",
+                    found.names[*index],
+                    key.short(),
+                    match how {
+                        Resumed::State => "saved state",
+                        Resumed::Cold => "cold boot of the cached disk",
+                    }
+                ));
+                record_cached(spec, &found.keys, *index, p);
+                resumed = Some((*index, *how));
+            }
+            let qemu = vm.process().clone();
+            cache_run = Some(cached::CacheRun {
+                store,
+                vm,
+                keys: found.keys,
+                names: found.names,
+                build: spec.name.clone(),
+                until: found.until,
+                publishing: true,
+                vars_out: found.tokenized.vars.clone(),
+                base_format: found.base.first().map(|b| b.format.clone()),
+            });
+            qemu
+        }
+        None => {
+            let cmd = QemuCommand {
+                program: plan.program.clone(),
+                args: plan.args.clone(),
+                cwd: Some(cwd.clone()),
+                console_from_stdout: plan.console == ConsoleTap::Stdout,
+                console_log: Some(console_log.clone()),
+            };
+            Arc::new(
+                p.step("run_qemu", async {
+                    let q = QemuProcess::spawn(cmd).await.map_err(|e| e.to_string())?;
+                    q.check_started(Duration::from_millis(300))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok::<_, String>(q)
+                })
+                .await?,
+            )
+        }
     };
-    let qemu = Arc::new(
-        p.step("run_qemu", async {
-            let q = QemuProcess::spawn(cmd).await.map_err(|e| e.to_string())?;
-            q.check_started(Duration::from_millis(300))
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>(q)
-        })
-        .await?,
-    );
     {
         let q = qemu.clone();
         p.defer("stop QEMU", async move {
@@ -391,8 +546,9 @@ pub(crate) async fn run(
         &kiln_qemu::plan::boot_command_data(cfg, &facts, public_key.as_deref()),
     )
     .map_err(|e| fail("type_boot_command", e.to_string()))?;
-    if !boot_steps.is_empty() {
+    if !boot_steps.is_empty() && resumed.is_none() {
         let socket = PathBuf::from(&facts.qmp_socket);
+        let vm_qmp = cache_run.as_ref().map(|c| c.vm.qmp());
         let q = qemu.clone();
         let ev2 = ev.clone();
         let wait = cfg.boot.wait;
@@ -404,14 +560,22 @@ pub(crate) async fn run(
                     ev2.say(format!("Waiting {wait:?} for boot..."));
                     tokio::time::sleep(wait).await;
                 }
-                let qmp = Qmp::connect(&socket, Duration::from_secs(10))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                // The cache's VM holds QEMU's only QMP connection.
+                let connected;
+                let qmp = match vm_qmp {
+                    Some(qmp) => qmp,
+                    None => {
+                        connected = Qmp::connect(&socket, Duration::from_secs(10))
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        &connected
+                    }
+                };
                 ev2.say("Typing the boot command over QMP...");
                 let options = kiln_qemu::typing::TypingOptions::with_interval(interval);
                 for step in &boot_steps {
                     kiln_qemu::typing::type_boot_command(
-                        &qmp,
+                        qmp,
                         &step.keys,
                         &options,
                         Some(q.console()),
@@ -460,6 +624,18 @@ pub(crate) async fn run(
             .await?;
         ev.say("Connected to SSH!");
         guest = Some(Guest::new(session));
+    }
+    if let (Some((_, Resumed::State)), Some(g)) = (&resumed, guest.as_ref()) {
+        // The restored guest's clock stopped at the checkpoint.
+        let command = crate::cache::checkpoint::clock_sync_command(std::time::SystemTime::now());
+        if let Err(e) = g.exec_quiet(&command).await {
+            ev.warn(format!("cannot set the restored guest's clock: {e}"));
+        }
+    }
+    if resumed.is_none()
+        && let Some(c) = cache_run.as_mut()
+    {
+        c.after(0, guest.as_ref(), p).await?;
     }
 
     // Provisioners.
@@ -514,8 +690,20 @@ pub(crate) async fn run(
             )
         }),
         seed: super::null::seed_of(&spec.name),
+        machine: Some(qemu.clone()),
     };
-    supervised_step_all(spec, &qemu, guest.as_mut(), &env, opts, p).await?;
+    // Each provisioner watches QEMU: if it dies, the build fails at once.
+    let start = resumed.map(|(index, _)| index).unwrap_or(0);
+    provisioners::run_all(
+        spec,
+        start,
+        guest.as_mut(),
+        &env,
+        opts.on_error,
+        p,
+        cache_run.as_mut(),
+    )
+    .await?;
 
     // Remove the build key from the guest when asked.
     if let (Some(s), Some(g), Some(pk)) = (&ssh, guest.as_ref(), &public_key)
@@ -545,6 +733,7 @@ pub(crate) async fn run(
     let timeout = cfg.shutdown_timeout;
     let ev2 = ev.clone();
     let q = qemu.clone();
+    let vm_qmp = cache_run.as_ref().map(|c| c.vm.qmp());
     p.step("shutdown", async move {
         shutdown(
             &q,
@@ -553,13 +742,19 @@ pub(crate) async fn run(
             timeout,
             &ev2,
             &facts.qmp_socket,
+            vm_qmp,
         )
         .await
     })
     .await?;
 
-    // Convert / compact.
-    if !disk_plan.after_shutdown.is_empty() {
+    // The output disks from the cache's overlay chain (this is the
+    // conversion), or converted / compacted in place.
+    if let Some(c) = cache_run {
+        ev.say("Writing the output disk from the cached chain...");
+        let source = source_abs.as_deref().map(Path::new);
+        p.step("convert_disk", c.finish(cfg, &cwd, source)).await?;
+    } else if !disk_plan.after_shutdown.is_empty() {
         ev.say("Converting hard drive...");
         for cmd in &disk_plan.after_shutdown {
             let step = step_name(cmd);
@@ -586,31 +781,38 @@ pub(crate) async fn run(
     Ok(artifact)
 }
 
-/// Run provisioners while watching QEMU: if it dies, fail at once.
-async fn supervised_step_all(
-    spec: &BuildSpec,
-    qemu: &Arc<QemuProcess>,
-    guest: Option<&mut Guest>,
-    env: &ProvisionEnv<'_>,
+/// The step cache's store, when the run uses the cache and this build can.
+fn step_store(
+    cfg: &QemuConfig,
     opts: &RunOptions,
-    p: &mut Pipeline,
-) -> Result<(), StepError> {
-    let q = qemu.clone();
-    let token = p.cancel_token().clone();
-    let died = tokio_util::sync::CancellationToken::new();
-    let died2 = died.clone();
-    let watcher = tokio::spawn(async move {
-        tokio::select! {
-            exit = q.wait_exit() => { died2.cancel(); Some(exit) }
-            _ = token.cancelled() => None,
+    ev: &BuildEvents,
+) -> Option<(Store, CacheOptions)> {
+    let options = opts.cache.clone()?;
+    if let Err(why) = cached::applies(cfg) {
+        ev.say(format!("Step cache off for this build: {why}"));
+        return None;
+    }
+    match Store::open(&options.root) {
+        Ok(store) => Some((store, options)),
+        Err(e) => {
+            ev.warn(format!("no step cache: {e}"));
+            None
         }
-    });
-    let result = tokio::select! {
-        r = provisioners::run_all(spec, guest, env, opts.on_error, p) => r,
-        _ = died.cancelled() => Err(fail("provision", qemu_died(qemu))),
-    };
-    watcher.abort();
-    result
+    }
+}
+
+/// Marks the steps a resume skipped: provisioners 1..=`index`.
+fn record_cached(spec: &BuildSpec, keys: &[CacheKey], index: usize, p: &mut Pipeline) {
+    for i in 0..index {
+        let key = keys
+            .get(i + 1)
+            .map(|k| k.short().to_string())
+            .unwrap_or_default();
+        p.record(
+            &provisioners::step_name(spec, i),
+            StepOutcome::Cached { key },
+        );
+    }
 }
 
 fn qemu_died(qemu: &QemuProcess) -> String {
@@ -632,15 +834,36 @@ fn tail_text(what: &str, lines: &[String]) -> String {
     }
 }
 
-/// A step future raced against QEMU's exit.
+/// How long a failed step waits to see whether QEMU exited too. A guest
+/// whose QEMU is killed drops its SSH connection a moment before QEMU's
+/// exit is reaped, and the lost connection is only a symptom.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
+
+/// Runs `fut` while watching QEMU. The outer `Err` says QEMU exited: while
+/// `fut` ran, or within [`EXIT_GRACE`] after it failed (its failure is then
+/// put down to QEMU's exit). Otherwise `fut`'s own result.
+pub(crate) async fn watch<T, E>(
+    qemu: &QemuProcess,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<Result<T, E>, String> {
+    tokio::select! {
+        r = fut => match r {
+            Ok(v) => Ok(Ok(v)),
+            Err(e) => match qemu.wait_exit_timeout(EXIT_GRACE).await {
+                Some(_) => Err(qemu_died(qemu)),
+                None => Ok(Err(e)),
+            },
+        },
+        _ = qemu.wait_exit() => Err(qemu_died(qemu)),
+    }
+}
+
+/// A step future raced against QEMU's exit (see [`watch`]).
 async fn supervised<T, E: std::fmt::Display>(
     qemu: &QemuProcess,
     fut: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, String> {
-    tokio::select! {
-        r = fut => r.map_err(|e| e.to_string()),
-        _ = qemu.wait_exit() => Err(qemu_died(qemu)),
-    }
+    watch(qemu, fut).await?.map_err(|e| e.to_string())
 }
 
 /// Wait for SSH, reporting each state change, watching QEMU and the
@@ -684,20 +907,38 @@ async fn wait_ssh(
     };
     tokio::select! {
         r = wait => r.map_err(|e| {
-            let console = qemu.console().last_lines(20);
             let mut msg = e.to_string();
-            let cloud_init_busy = console.iter().any(|l| l.contains("cloud-init"))
-                && !console.iter().any(|l| l.contains("Cloud-init") && l.contains("finished"));
             if let Ok(l) = last.lock()
                 && matches!(*l, Some(WaitEvent::TcpConnectedNoBanner { .. }))
-                && cloud_init_busy
+                && let Some(hint) = no_banner_hint(&qemu.console().last_lines(CONSOLE_LOOKBACK))
             {
-                msg.push_str("\nthe console shows cloud-init still running: sshd may be waiting for it");
+                msg.push('\n');
+                msg.push_str(hint);
             }
-            msg + &tail_text("last console lines", &console)
+            msg + &tail_text("last console lines", &qemu.console().last_lines(20))
         }),
         msg = watchdog => Err(msg + &tail_text("last console lines", &qemu.console().last_lines(20))),
         _ = qemu.wait_exit() => Err(qemu_died(qemu)),
+    }
+}
+
+/// Console lines searched for what the guest was doing when a wait failed.
+const CONSOLE_LOOKBACK: usize = 200;
+
+/// What the console tells about a guest whose SSH port gives no banner.
+fn no_banner_hint(console: &[String]) -> Option<&'static str> {
+    let finished = console
+        .iter()
+        .any(|l| l.contains("Cloud-init") && l.contains("finished"));
+    if finished {
+        // sshd starts after cloud-init's first stages, long before it ends.
+        Some(
+            "the console shows cloud-init has finished, yet nothing answers on the SSH port: sshd is not running in the guest (disabled, masked or failed), or listens on another port than `ssh_port`",
+        )
+    } else if console.iter().any(|l| l.contains("cloud-init")) {
+        Some("the console shows cloud-init still running: sshd may be waiting for it")
+    } else {
+        None
     }
 }
 
@@ -711,6 +952,7 @@ async fn shutdown(
     timeout: Duration,
     ev: &BuildEvents,
     qmp_socket: &str,
+    vm_qmp: Option<&Qmp>,
 ) -> Result<(), String> {
     match (guest, command) {
         (None, _) => {
@@ -739,8 +981,17 @@ async fn shutdown(
         (Some(g), None) => {
             ev.say("Halting the virtual machine (ACPI power-down, then stop)...");
             g.into_session().close().await;
-            if let Ok(qmp) = Qmp::connect(Path::new(qmp_socket), Duration::from_secs(5)).await {
-                let _ = qmp.system_powerdown().await;
+            match vm_qmp {
+                Some(qmp) => {
+                    let _ = qmp.system_powerdown().await;
+                }
+                None => {
+                    if let Ok(qmp) =
+                        Qmp::connect(Path::new(qmp_socket), Duration::from_secs(5)).await
+                    {
+                        let _ = qmp.system_powerdown().await;
+                    }
+                }
             }
             if qemu
                 .wait_exit_timeout(timeout.min(Duration::from_secs(30)))
@@ -928,4 +1179,73 @@ pub fn needs_guest_scrub(spec: &BuildSpec) -> bool {
         .iter()
         .flatten()
         .any(|p| matches!(p.config, crate::postprocess::PostProcessorConfig::MaasDd(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in for QEMU: `sh -c SCRIPT` in its own process group.
+    async fn fake_qemu(script: &str) -> QemuProcess {
+        QemuProcess::spawn(QemuCommand {
+            program: "sh".into(),
+            args: vec!["-c".into(), script.into()],
+            cwd: None,
+            console_from_stdout: false,
+            console_log: None,
+        })
+        .await
+        .unwrap()
+    }
+
+    fn lines(text: &str) -> Vec<String> {
+        text.lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn no_banner_hints_follow_cloud_init_on_the_console() {
+        assert_eq!(no_banner_hint(&lines("[  OK  ] Started foo.service")), None);
+        let busy = no_banner_hint(&lines(
+            "[ 101.0] cloud-init[322]: Cloud-init v. 22.4.2 running 'init' at Mon. Up 100.26 seconds.",
+        ));
+        assert!(busy.unwrap().contains("still running"));
+        let done = no_banner_hint(&lines(
+            "[ 101.0] cloud-init[322]: Cloud-init v. 22.4.2 running 'init'\n\
+             [ 158.0] cloud-init[459]: Cloud-init v. 22.4.2 finished at Mon, 30 Nov 2026 10:44:42 +0000.\n\
+             kiln login:",
+        ));
+        assert!(done.unwrap().contains("sshd is not running"));
+    }
+
+    #[tokio::test]
+    async fn a_failure_just_before_qemu_dies_is_put_down_to_qemu() {
+        // As when QEMU is killed: the SSH connection drops first.
+        let qemu = fake_qemu("sleep 0.3; kill -9 $$").await;
+        let step = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Err::<(), _>("script disconnected unexpectedly")
+        };
+        let died = watch(&qemu, step).await.unwrap_err();
+        assert_eq!(died, "QEMU exited unexpectedly (killed by signal 9)");
+    }
+
+    #[tokio::test]
+    async fn a_failure_while_qemu_runs_on_is_the_steps_own() {
+        let qemu = fake_qemu("sleep 30").await;
+        let r = watch(&qemu, async { Err::<(), _>("exit code 3") }).await;
+        assert_eq!(r, Ok(Err("exit code 3")));
+        assert_eq!(supervised(&qemu, async { Ok::<_, String>(7) }).await, Ok(7));
+        qemu.kill().await;
+    }
+
+    #[tokio::test]
+    async fn qemu_exiting_while_a_step_runs_ends_the_step() {
+        let qemu = fake_qemu("echo 'qemu: bad things' >&2; exit 3").await;
+        let step = std::future::pending::<Result<(), String>>();
+        let died = supervised(&qemu, step).await.unwrap_err();
+        assert_eq!(
+            died,
+            "QEMU exited unexpectedly (exit status 3)\nQEMU said:\n  qemu: bad things"
+        );
+    }
 }

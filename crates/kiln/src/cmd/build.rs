@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use kiln_build::events::Events;
 use kiln_build::plan::decode_builds;
-use kiln_build::run::{RunOptions, run_all};
+use kiln_build::run::{CacheOptions, RunOptions, run_all};
 use kiln_build::spec::{OnError, SourceSpec};
-use kiln_secret::Redactor;
+use kiln_secret::{Redactor, Sensitive};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::TemplateArgs;
@@ -38,6 +38,22 @@ pub struct Args {
     /// Start even if the host check says the build cannot work.
     #[arg(long = "skip-preflight")]
     pub skip_preflight: bool,
+    /// Do not use the step cache: boot from the base image, run every step,
+    /// keep no checkpoint.
+    #[arg(long = "no-cache", conflicts_with_all = ["from", "until", "resume"])]
+    pub no_cache: bool,
+    /// Rerun from this step even when it is cached (a name or index as
+    /// `kiln plan` lists them, or a unique prefix such as `provision 3`).
+    #[arg(long, value_name = "STEP")]
+    pub from: Option<String>,
+    /// Stop after this step (`wait_ssh` or a provisioner), keeping its
+    /// checkpoint; no artifact is made.
+    #[arg(long, value_name = "STEP")]
+    pub until: Option<String>,
+    /// Continue a failed build from its last cached step; fails when no
+    /// step of the build is cached.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 /// Where downloads, memos and the accelerator verdict are cached:
@@ -54,6 +70,27 @@ pub fn cache_dir() -> PathBuf {
     std::env::var_os("HOME")
         .map(|h| PathBuf::from(h).join(".cache").join("kiln"))
         .unwrap_or_else(|| std::env::temp_dir().join("kiln-cache"))
+}
+
+/// The step cache settings, unless `--no-cache` (or no cache directory).
+fn step_cache(args: &Args, secrets: &[String]) -> Option<CacheOptions> {
+    if args.no_cache {
+        return None;
+    }
+    let root = match kiln_build::cache::store::default_root() {
+        Ok(root) => root,
+        Err(e) => {
+            render::err_line(&format!("warning: no step cache: {e}"));
+            return None;
+        }
+    };
+    Some(CacheOptions {
+        root,
+        from: args.from.clone(),
+        until: args.until.clone(),
+        resume: args.resume,
+        sensitive: secrets.iter().cloned().map(Sensitive::new).collect(),
+    })
 }
 
 pub fn run(args: &Args) -> Exit {
@@ -99,7 +136,7 @@ pub fn run(args: &Args) -> Exit {
             }
         }
     }
-    let redactor = Redactor::new(secrets);
+    let redactor = Redactor::new(secrets.clone());
     let run_id = run_uuid();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -133,6 +170,7 @@ pub fn run(args: &Args) -> Exit {
             kvm,
             parallel_builds: args.parallel_builds,
             boot_silence_timeout: Duration::from_secs(120),
+            cache: step_cache(args, &secrets),
         };
         if !args.skip_preflight
             && let Err(exit) = super::preflight::refuse_if_unfit(&planned.specs, &loaded, &opts, mode).await

@@ -65,6 +65,7 @@ pub fn run(args: &Args) -> Exit {
                 kvm: None,
                 parallel_builds: 0,
                 boot_silence_timeout: std::time::Duration::from_secs(120),
+                cache: None,
             };
             Some(super::preflight::demands(&planned.specs, &loaded, &opts))
         }

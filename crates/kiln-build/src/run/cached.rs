@@ -1,0 +1,1146 @@
+//! The step cache inside a `qemu` build: whether it applies, the keys of
+//! the build's steps, the VM started from the longest cached prefix, a
+//! checkpoint after SSH and after each cacheable provisioner, and the
+//! output disks flattened from the final overlay chain.
+//!
+//! Keys: the first covers the source image's digest, every source field
+//! that shapes the disk or the guest (seed and HTTP content unrendered, the
+//! files behind `cd_files`/`http_directory`/`floppy_files`), QEMU's
+//! version, the pinned machine type, the firmware and the accelerator.
+//! Each provisioner chains on: its definition after evaluation, the bytes
+//! of every script and file it uploads, and the sensitive values it uses
+//! as salted hashes. Build-time values such as ports are not part of any
+//! key. `shell-local`, `breakpoint` and `file` downloads act outside the
+//! guest disk: the cache stops before the first of them.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use kiln_qemu::QemuConfig;
+use kiln_qemu::config::{Communicator, DiskFormat};
+use kiln_secret::{Redactor, Sensitive};
+use serde_json::{Value, json};
+
+use crate::cache::checkpoint::{
+    BaseDisk, CheckpointOutcome, CheckpointRequest, FinishedVm, ResumeMode, Resumed, Vm, VmSetup,
+    VmTemplate,
+};
+use crate::cache::key::{self, BaseKeyInputs, CacheKey, FileInput, QemuHost, StepKeyInputs};
+use crate::cache::store::{Entry, Store};
+use crate::events::BuildEvents;
+use crate::guest::Guest;
+use crate::pipeline::{Pipeline, StepError};
+use crate::provision::ProvisionerConfig;
+use crate::provision::file::Direction;
+use crate::provision::shell::Source;
+use crate::spec::{BuildSpec, ProvisionerSpec};
+
+/// The step cache settings of a run (absent: `--no-cache`).
+#[derive(Clone, Debug, Default)]
+pub struct CacheOptions {
+    /// The store's root (`kiln cache` reads the same).
+    pub root: PathBuf,
+    /// `--from STEP`: rerun from this step even when it is cached.
+    pub from: Option<String>,
+    /// `--until STEP`: stop the build after this step (checkpointed).
+    pub until: Option<String>,
+    /// `--resume`: fail unless some step of the build is cached.
+    pub resume: bool,
+    /// Every sensitive value of the run: they enter keys only as salted
+    /// hashes, and only for the steps that use them.
+    pub sensitive: Vec<Sensitive<String>>,
+}
+
+/// Why a build runs without the cache, or the cache's plan for it.
+pub(crate) fn applies(cfg: &QemuConfig) -> Result<(), String> {
+    match &cfg.communicator {
+        Communicator::Ssh(_) if !cfg.host_port.skip_nat_mapping => Ok(()),
+        Communicator::Ssh(_) => {
+            Err("`ssh_skip_nat_mapping` is set: kiln cannot move the guest's network".into())
+        }
+        _ => Err("the communicator is not SSH: no step can be checkpointed".into()),
+    }
+}
+
+/// The key of a build's stable SSH key pair: a guest restored from a
+/// checkpoint trusts the key it was given at its first boot.
+pub(crate) fn build_key_seed(store: &Store, build: &str) -> Result<[u8; 32], String> {
+    let secret = store.secret().map_err(|e| e.to_string())?;
+    Ok(*blake3::Hasher::new_keyed(&secret)
+        .update(b"kiln build ssh key\0")
+        .update(build.as_bytes())
+        .finalize()
+        .as_bytes())
+}
+
+/// One key per cacheable point: `keys[0]` after SSH is up, `keys[j]`
+/// after provisioner `j` (1-based), up to the first provisioner that acts
+/// outside the guest disk.
+pub(crate) struct StepKeys {
+    pub keys: Vec<CacheKey>,
+    /// Why the cache stops before the end (the boundary provisioner).
+    pub boundary: Option<String>,
+}
+
+/// The shaping fields of the source as JSON, with the digests of the
+/// files it puts into the guest's media.
+pub(crate) fn source_shape(cfg: &QemuConfig, cwd: &Path, accelerator: &str) -> Value {
+    let mut v = serde_json::to_value(cfg).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut v {
+        for field in [
+            "name",
+            "iso_urls",
+            "iso_checksum",
+            "iso_target_path",
+            "iso_target_extension",
+            "headless",
+            "display",
+            "use_default_display",
+            "vnc",
+            "host_port",
+            "communicator",
+            "shutdown_command",
+            "shutdown_timeout",
+            "qmp_enable",
+            "qmp_socket_path",
+            "accelerator",
+        ] {
+            map.remove(field);
+        }
+        if let Some(ssh) = cfg.ssh() {
+            map.insert("ssh_username".into(), json!(ssh.username));
+        }
+        map.insert("accelerator_used".into(), json!(accelerator));
+        let mut files = BTreeMap::new();
+        let media = &cfg.media;
+        let listed = media
+            .cd_files
+            .iter()
+            .chain(&media.floppy_files)
+            .chain(&media.floppy_dirs)
+            .chain(cfg.http.directory.iter());
+        for path in listed {
+            for f in tree_inputs(path, &cwd.join(path)) {
+                files.insert(f.name, f.digest);
+            }
+        }
+        map.insert("media_files".into(), json!(files));
+    }
+    v
+}
+
+/// Digests of a file or of every file under a directory, named by path.
+fn tree_inputs(name: &str, path: &Path) -> Vec<FileInput> {
+    let mut out = Vec::new();
+    walk(name, path, &mut out);
+    out
+}
+
+fn walk(name: &str, path: &Path, out: &mut Vec<FileInput>) {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        // Missing now: its name still counts (the step fails anyway).
+        out.push(FileInput::from_bytes(name, b"\0missing"));
+        return;
+    };
+    if meta.is_dir() {
+        let mut names: Vec<_> = std::fs::read_dir(path)
+            .map(|rd| rd.filter_map(Result::ok).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        names.sort();
+        for child in names {
+            let child_name = format!("{name}/{}", child.to_string_lossy());
+            walk(&child_name, &path.join(&child), out);
+        }
+    } else if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(path).unwrap_or_default();
+        out.push(FileInput::from_bytes(
+            name,
+            target.as_os_str().as_encoded_bytes(),
+        ));
+    } else {
+        out.push(
+            FileInput::from_path(name, path)
+                .unwrap_or_else(|_| FileInput::from_bytes(name, b"\0unreadable")),
+        );
+    }
+}
+
+/// Whether a provisioner acts outside the guest's disk (so nothing after
+/// it may be replayed from the cache).
+pub(crate) fn boundary_reason(prov: &ProvisionerSpec) -> Option<&'static str> {
+    match &prov.config {
+        ProvisionerConfig::ShellLocal(_) => Some("`shell-local` runs on this machine"),
+        ProvisionerConfig::Breakpoint(_) => Some("`breakpoint` waits for a person"),
+        ProvisionerConfig::File(f) if f.direction == Direction::Download => {
+            Some("a `file` download writes on this machine")
+        }
+        ProvisionerConfig::File(f) if f.generated => {
+            Some("a `generated` file is made during the build")
+        }
+        _ => None,
+    }
+}
+
+/// What a provisioner's key covers besides the previous key.
+pub(crate) fn step_inputs(
+    prov: &ProvisionerSpec,
+    cwd: &Path,
+    sensitive: &[Sensitive<String>],
+) -> StepKeyInputs {
+    let definition = format!("{prov:?}");
+    let mut files = Vec::new();
+    match &prov.config {
+        ProvisionerConfig::Shell(s) => {
+            if let Source::Scripts(paths) = &s.source {
+                for (i, path) in paths.iter().enumerate() {
+                    files.extend(tree_inputs(&format!("scripts[{i}]"), &cwd.join(path)));
+                }
+            }
+        }
+        ProvisionerConfig::File(f) => {
+            for (i, src) in f.sources.iter().enumerate() {
+                files.extend(tree_inputs(&format!("sources[{i}]"), &cwd.join(src)));
+            }
+        }
+        _ => {}
+    }
+    let used = sensitive
+        .iter()
+        .filter(|s| !s.expose().is_empty() && definition.contains(s.expose().as_str()))
+        .cloned()
+        .collect();
+    StepKeyInputs {
+        definition: json!({ "type": prov.config.type_name(), "spec": definition }),
+        files,
+        env: Vec::new(),
+        sensitive: used,
+    }
+}
+
+/// The keys of a build, from its base key on.
+pub(crate) fn step_keys(
+    base: CacheKey,
+    spec: &BuildSpec,
+    cwd: &Path,
+    sensitive: &[Sensitive<String>],
+) -> StepKeys {
+    let mut prev = base.clone();
+    let mut keys = vec![base];
+    let mut boundary = None;
+    let total = spec.provisioners.len();
+    for (i, prov) in spec.provisioners.iter().enumerate() {
+        if let Some(reason) = boundary_reason(prov) {
+            boundary = Some(format!(
+                "the cache stops before provision {}/{total}: {reason}",
+                i + 1
+            ));
+            break;
+        }
+        prev = key::step_key(&prev, &step_inputs(prov, cwd, sensitive));
+        keys.push(prev.clone());
+    }
+    StepKeys { keys, boundary }
+}
+
+/// The base key's inputs other than the source shape.
+pub(crate) struct BaseFacts {
+    pub image_digest: String,
+    pub host: QemuHost,
+    pub machine_type: String,
+    pub firmware: BTreeMap<String, String>,
+}
+
+pub(crate) fn base_key(shape: Value, facts: &BaseFacts) -> CacheKey {
+    key::base_key(&BaseKeyInputs {
+        base_image_digest: facts.image_digest.clone(),
+        source: shape,
+        qemu_version: facts.host.version.number.clone(),
+        machine_type: facts.machine_type.clone(),
+        firmware: facts.firmware.clone(),
+    })
+}
+
+/// The digest of a large file, remembered by path, size, inode and mtime
+/// under the store (a base image is hashed once, not on every build).
+pub(crate) fn memo_digest(store: &Store, path: &Path) -> Result<String, String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let stamp = json!({
+        "path": path.to_string_lossy(),
+        "size": meta.len(),
+        "ino": meta.ino(),
+        "dev": meta.dev(),
+        "mtime_ns": meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+    });
+    let dir = store.root().join("digests");
+    let memo = dir.join(key::digest_bytes(path.as_os_str().as_encoded_bytes()).replace(':', "-"));
+    if let Ok(text) = std::fs::read_to_string(&memo)
+        && let Ok(v) = serde_json::from_str::<Value>(&text)
+        && v.get("stamp") == Some(&stamp)
+        && let Some(d) = v.get("digest").and_then(Value::as_str)
+    {
+        return Ok(d.to_string());
+    }
+    let digest = key::digest_file(path).map_err(|e| e.to_string())?;
+    let _ = std::fs::create_dir_all(&dir);
+    let staged = dir.join(format!(".{}.tmp", std::process::id()));
+    let body = json!({ "stamp": stamp, "digest": digest }).to_string();
+    if std::fs::write(&staged, body).is_ok() {
+        let _ = std::fs::rename(&staged, &memo);
+    }
+    Ok(digest)
+}
+
+/// Where a step named on the command line is in the build's step list:
+/// its 1-based index, its full name, or a unique prefix (`provision 3`).
+pub(crate) fn find_step(names: &[String], wanted: &str, flag: &str) -> Result<usize, String> {
+    if let Ok(n) = wanted.trim().parse::<usize>() {
+        return match n {
+            1.. if n <= names.len() => Ok(n - 1),
+            _ => Err(format!(
+                "{flag} {n}: the build has steps 1 to {} (see `kiln plan`)",
+                names.len()
+            )),
+        };
+    }
+    if let Some(i) = names.iter().position(|n| n == wanted) {
+        return Ok(i);
+    }
+    let hits: Vec<usize> = names
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.starts_with(wanted))
+        .map(|(i, _)| i)
+        .collect();
+    match hits.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(format!(
+            "{flag} {wanted:?}: no such step; the steps are: {}",
+            names.join(", ")
+        )),
+        many => Err(format!(
+            "{flag} {wanted:?} names {} steps: {}",
+            many.len(),
+            many.iter()
+                .map(|&i| names[i].as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// The key index a step name stands for: `wait_ssh` is 0, provisioner
+/// `j` is `j`; earlier steps are `Before`, later ones `After`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StepPoint {
+    Before,
+    Key(usize),
+    After,
+}
+
+pub(crate) fn step_point(names: &[String], index: usize) -> StepPoint {
+    let ssh = names.iter().position(|n| n == "wait_ssh");
+    let provisions: Vec<usize> = names
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.starts_with("provision "))
+        .map(|(i, _)| i)
+        .collect();
+    if Some(index) == ssh {
+        return StepPoint::Key(0);
+    }
+    if let Some(j) = provisions.iter().position(|&i| i == index) {
+        return StepPoint::Key(j + 1);
+    }
+    match ssh {
+        Some(s) if index < s => StepPoint::Before,
+        _ => StepPoint::After,
+    }
+}
+
+/// The highest key index `--from` lets the build reuse (`None`: nothing).
+pub(crate) fn reuse_limit(point: StepPoint, keys: usize) -> Option<usize> {
+    match point {
+        StepPoint::Before | StepPoint::Key(0) => None,
+        StepPoint::Key(j) => Some((j - 1).min(keys.saturating_sub(1))),
+        StepPoint::After => keys.checked_sub(1),
+    }
+}
+
+/// The longest cached prefix: the highest key index at most `limit` with
+/// an entry.
+pub(crate) fn longest_prefix(
+    store: &Store,
+    keys: &[CacheKey],
+    limit: Option<usize>,
+) -> Result<Option<(usize, Entry)>, String> {
+    let Some(limit) = limit else {
+        return Ok(None);
+    };
+    for j in (0..=limit.min(keys.len().saturating_sub(1))).rev() {
+        if let Some(entry) = store.lookup(&keys[j]).map_err(|e| e.to_string())? {
+            return Ok(Some((j, entry)));
+        }
+    }
+    Ok(None)
+}
+
+/// The planned QEMU command line turned into a VM template, and what it
+/// needs: every writable disk of the build becomes `{kiln:diskN}` (a qcow2
+/// overlay whatever the output format), the UEFI variables drive
+/// `{kiln:vars}`, the QMP socket `{kiln:qmp}`, the SSH forward's host port
+/// `{kiln:ssh_port}`, the seed media `{kiln:cd}`/`{kiln:floppy}`.
+pub(crate) struct Tokenized {
+    pub template: VmTemplate,
+    pub values: BTreeMap<String, String>,
+    /// The file behind the UEFI variables drive (as the build made it).
+    pub vars: Option<PathBuf>,
+    /// Read-only firmware the command line loads (pflash code, `-bios`).
+    pub firmware: Vec<PathBuf>,
+}
+
+pub(crate) struct ArgvFacts<'a> {
+    pub cwd: &'a Path,
+    pub disks: &'a [String],
+    pub qmp_socket: &'a str,
+    pub ssh_host_port: Option<u16>,
+    pub media: &'a [(&'a str, &'a str)],
+}
+
+pub(crate) fn tokenize(
+    program: &str,
+    args: &[String],
+    f: &ArgvFacts<'_>,
+) -> Result<Tokenized, String> {
+    let disk_paths: Vec<PathBuf> = f.disks.iter().map(|d| normal(&f.cwd.join(d))).collect();
+    let mut out = Vec::with_capacity(args.len());
+    let mut values = BTreeMap::new();
+    let mut vars = None;
+    let mut firmware = Vec::new();
+    let mut found = vec![false; disk_paths.len()];
+    for (i, arg) in args.iter().enumerate() {
+        let prev = if i > 0 { args[i - 1].as_str() } else { "" };
+        let mut arg = arg.clone();
+        if prev == "-drive" && !arg.contains(",,") {
+            let mut opts: Vec<String> = arg.split(',').map(str::to_string).collect();
+            let file = opts
+                .iter()
+                .position(|o| o.starts_with("file="))
+                .map(|p| (p, opts[p]["file=".len()..].to_string()));
+            if let Some((pos, file)) = file {
+                let abs = normal(&f.cwd.join(&file));
+                let pflash = opts.iter().any(|o| o == "if=pflash");
+                let readonly = opts.iter().any(|o| {
+                    matches!(
+                        o.as_str(),
+                        "readonly" | "readonly=on" | "readonly=true" | "readonly=yes"
+                    )
+                });
+                if let Some(d) = disk_paths.iter().position(|p| *p == abs) {
+                    found[d] = true;
+                    opts[pos] = format!("file={{kiln:disk{d}}}");
+                    opts.retain(|o| !o.starts_with("format="));
+                    opts.push("format=qcow2".into());
+                } else if pflash && readonly {
+                    firmware.push(abs);
+                } else if pflash {
+                    vars = Some(abs);
+                    opts[pos] = "file={kiln:vars}".into();
+                } else if let Some((name, _)) = f.media.iter().find(|(_, p)| **p == file) {
+                    values.insert((*name).to_string(), file.clone());
+                    opts[pos] = format!("file={{kiln:{name}}}");
+                }
+            }
+            arg = opts.join(",");
+        }
+        if prev == "-bios" {
+            firmware.push(normal(&f.cwd.join(&arg)));
+        }
+        if arg.contains(f.qmp_socket) {
+            arg = arg.replace(f.qmp_socket, "{kiln:qmp}");
+        }
+        if let Some(port) = f.ssh_host_port
+            && (prev == "-netdev" || prev == "-nic")
+            && arg.contains("hostfwd=")
+        {
+            arg = arg.replace(&format!(":{port}-"), ":{kiln:ssh_port}-");
+            values.insert("ssh_port".into(), port.to_string());
+        }
+        out.push(arg);
+    }
+    if let Some(missing) = found.iter().position(|f| !f) {
+        return Err(format!(
+            "the QEMU command line has no `-drive` with `file={}` (the build's disk {missing})",
+            f.disks[missing]
+        ));
+    }
+    if !out.iter().any(|a| a.contains("{kiln:qmp}")) {
+        return Err("the QEMU command line has no QMP socket".into());
+    }
+    if f.ssh_host_port.is_some() && !values.contains_key("ssh_port") {
+        return Err("the SSH port forward is not in a `-netdev`/`-nic` argument".into());
+    }
+    Ok(Tokenized {
+        template: VmTemplate::new(program, out),
+        values,
+        vars,
+        firmware,
+    })
+}
+
+/// A path with `.` and `..` resolved lexically.
+fn normal(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// A blank qcow2 disk of `bytes` under the store, the base of a disk the
+/// build starts empty (an installer's target, `disk_additional_size`).
+pub(crate) async fn blank_base(store: &Store, bytes: u64) -> Result<PathBuf, String> {
+    let dir = store.root().join("blank");
+    let path = dir.join(format!("blank-{bytes}.qcow2"));
+    if path.exists() {
+        return Ok(path);
+    }
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let staged = dir.join(format!(".blank-{bytes}.{}", std::process::id()));
+    let out = tokio::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&staged)
+        .arg(bytes.to_string())
+        .output()
+        .await
+        .map_err(|e| format!("qemu-img create: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "qemu-img create {}: {}",
+            staged.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    tokio::fs::rename(&staged, &path)
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// `qemu-img info`'s format of an image (a base image may be raw).
+pub(crate) async fn image_format(path: &Path) -> Result<String, String> {
+    let out = tokio::process::Command::new("qemu-img")
+        .args(["info", "-U", "--output=json"])
+        .arg(path)
+        .output()
+        .await
+        .map_err(|e| format!("qemu-img info: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "qemu-img info {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("qemu-img info {}: {e}", path.display()))?;
+    v.get("format")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| format!("qemu-img info {}: no format", path.display()))
+}
+
+/// The base disks of a fresh boot, in drive order.
+pub(crate) async fn base_disks(
+    store: &Store,
+    cfg: &QemuConfig,
+    source: Option<&Path>,
+) -> Result<Vec<BaseDisk>, String> {
+    let mut disks = Vec::new();
+    let sizes = std::iter::once(&cfg.disk_size).chain(&cfg.disk_additional_size);
+    for (i, size) in sizes.enumerate() {
+        match source {
+            Some(src) if i == 0 && cfg.disk_image => disks.push(BaseDisk {
+                path: src.to_path_buf(),
+                format: image_format(src).await?,
+                size: (!cfg.skip_resize_disk).then_some(size.bytes),
+            }),
+            _ => disks.push(BaseDisk {
+                path: blank_base(store, size.bytes).await?,
+                format: "qcow2".into(),
+                size: None,
+            }),
+        }
+    }
+    Ok(disks)
+}
+
+/// How the VM was started.
+pub(crate) enum Started {
+    Booted,
+    Resumed {
+        index: usize,
+        key: CacheKey,
+        how: Resumed,
+        fallback: Option<String>,
+    },
+}
+
+/// Resumes from `hit` or boots from the base disks. An installer build
+/// never boots cold from a checkpoint (its boot order starts at the CD):
+/// when its state cannot be restored, it starts from the base instead.
+pub(crate) async fn start(
+    store: &Store,
+    setup: VmSetup,
+    base: &[BaseDisk],
+    hit: Option<&(usize, Entry)>,
+    disk_image: bool,
+) -> Result<(Vm, Started), String> {
+    if let Some((index, entry)) = hit {
+        let mode = if disk_image {
+            ResumeMode::Auto
+        } else {
+            ResumeMode::State
+        };
+        match Vm::resume(store, entry, setup.clone(), mode).await {
+            Ok((vm, report)) => {
+                return Ok((
+                    vm,
+                    Started::Resumed {
+                        index: *index,
+                        key: entry.key.clone(),
+                        how: report.used,
+                        fallback: report.fallback,
+                    },
+                ));
+            }
+            Err(e) if !disk_image => {
+                tracing::warn!("cannot restore {}: {e}; booting from the base", entry.key);
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let vm = Vm::boot(store, setup, base)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((vm, Started::Booted))
+}
+
+/// The step cache during one build: its VM, its keys, where to stop.
+pub(crate) struct CacheRun {
+    pub store: Store,
+    pub vm: Vm,
+    pub keys: Vec<CacheKey>,
+    /// The step each key follows: `wait_ssh`, then the provisioners.
+    pub names: Vec<String>,
+    pub build: String,
+    /// `--until`: stop after this point (a key index, or a provisioner
+    /// past the cache's boundary), with the step's name.
+    pub until: Option<(usize, String)>,
+    /// False once a checkpoint failed or lost a race: the chain of this
+    /// VM is no longer in the store.
+    pub publishing: bool,
+    /// Where the build keeps the UEFI variables (its output directory, or
+    /// the file `qemuargs` names).
+    pub vars_out: Option<PathBuf>,
+    /// The format of the first base disk (the source image).
+    pub base_format: Option<String>,
+}
+
+impl CacheRun {
+    /// After SSH came up (`done` = 0) or provisioner `done` succeeded:
+    /// flush the guest's file systems, checkpoint, and stop if asked.
+    pub async fn after(
+        &mut self,
+        done: usize,
+        guest: Option<&Guest>,
+        p: &mut Pipeline,
+    ) -> Result<(), StepError> {
+        if self.publishing && done < self.keys.len() {
+            self.checkpoint(done, guest, &p.ev).await;
+        }
+        match &self.until {
+            Some((point, step)) if *point == done => Err(StepError::Stopped { step: step.clone() }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Once the guest powered off: the output disks from the final
+    /// overlays, and the UEFI variables where the build keeps them.
+    pub async fn finish(
+        self,
+        cfg: &QemuConfig,
+        cwd: &Path,
+        source: Option<&Path>,
+    ) -> Result<(), String> {
+        let finished = self
+            .vm
+            .wait_exit(EXIT_DEADLINE)
+            .await
+            .map_err(|e| e.to_string())?;
+        flatten(&finished, cfg, cwd, source.zip(self.base_format.as_deref())).await?;
+        if let (Some(from), Some(to)) = (&finished.vars, &self.vars_out) {
+            tokio::fs::copy(from, to)
+                .await
+                .map_err(|e| format!("copy {} to {}: {e}", from.display(), to.display()))?;
+        }
+        Ok(())
+    }
+
+    async fn checkpoint(&mut self, done: usize, guest: Option<&Guest>, ev: &BuildEvents) {
+        let step = self.names.get(done).cloned().unwrap_or_default();
+        if let Some(g) = guest
+            && let Err(e) = g.exec_quiet("sync").await
+        {
+            ev.warn(format!(
+                "not caching {step}: `sync` failed in the guest ({e}); later steps are not cached"
+            ));
+            self.publishing = false;
+            return;
+        }
+        let req = CheckpointRequest {
+            key: self.keys[done].clone(),
+            build: self.build.clone(),
+            step: step.clone(),
+            step_index: done,
+            save_state: true,
+        };
+        let report = match self.vm.checkpoint(&self.store, &req).await {
+            Ok(r) => r,
+            Err(e) => {
+                ev.warn(format!(
+                    "checkpoint after {step} failed: {e}; later steps are not cached"
+                ));
+                self.publishing = false;
+                return;
+            }
+        };
+        let short = req.key.short();
+        match &report.outcome {
+            CheckpointOutcome::Published => ev.say(format!(
+                "Cached {step} as {short} (guest paused {:.1} s; disk {}, state {})",
+                report.paused.as_secs_f64(),
+                crate::cache::fmt::human_bytes(report.disk_bytes),
+                report
+                    .state_bytes
+                    .map(crate::cache::fmt::human_bytes)
+                    .unwrap_or_else(|| "not saved".into()),
+            )),
+            CheckpointOutcome::AlreadyCached => {
+                ev.say(format!("{step} is cached already ({short})"))
+            }
+            CheckpointOutcome::LostRace => {
+                ev.say(format!(
+                    "Another build cached {step} first ({short}); later steps of this build are not cached"
+                ));
+                self.publishing = false;
+            }
+            CheckpointOutcome::NotCached { reason } => {
+                ev.warn(format!("{step} is not cached: {reason}"));
+                self.publishing = false;
+            }
+        }
+    }
+}
+
+/// Writes the output disks from the final overlays, as the uncached build
+/// leaves them: the output format, compressed when asked, or an overlay
+/// on the source image with `use_backing_file`.
+pub(crate) async fn flatten(
+    finished: &FinishedVm,
+    cfg: &QemuConfig,
+    cwd: &Path,
+    source: Option<(&Path, &str)>,
+) -> Result<(), String> {
+    for (i, (overlay, out)) in finished.disks.iter().zip(cfg.disk_paths()).enumerate() {
+        let out = cwd.join(out);
+        let staged = PathBuf::from(format!("{}.kiln-flatten", out.display()));
+        let mut args: Vec<String> = vec!["convert".into(), "-q".into()];
+        let fmt = cfg.format.as_str();
+        match source {
+            Some((src, src_fmt)) if i == 0 && cfg.disk_image && cfg.use_backing_file => {
+                args.extend([
+                    "-B".into(),
+                    src.display().to_string(),
+                    "-F".into(),
+                    src_fmt.to_string(),
+                ]);
+            }
+            _ => {
+                if cfg.disk_compression && cfg.format == DiskFormat::Qcow2 {
+                    args.push("-c".into());
+                }
+                args.extend(cfg.qemu_img_args.convert.iter().cloned());
+            }
+        }
+        args.extend([
+            "-O".into(),
+            fmt.into(),
+            overlay.display().to_string(),
+            staged.display().to_string(),
+        ]);
+        let out_cmd = tokio::process::Command::new("qemu-img")
+            .args(&args)
+            .output()
+            .await
+            .map_err(|e| format!("qemu-img {}: {e}", args.join(" ")))?;
+        if !out_cmd.status.success() {
+            let _ = tokio::fs::remove_file(&staged).await;
+            return Err(format!(
+                "qemu-img {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out_cmd.stderr).trim()
+            ));
+        }
+        tokio::fs::rename(&staged, &out)
+            .await
+            .map_err(|e| format!("{}: {e}", out.display()))?;
+    }
+    Ok(())
+}
+
+/// A VM setup from the tokenized command line.
+pub(crate) fn setup(
+    tokenized: &Tokenized,
+    host: QemuHost,
+    console_log: PathBuf,
+    cwd: &Path,
+    sensitive: &[Sensitive<String>],
+) -> VmSetup {
+    VmSetup {
+        template: tokenized.template.clone(),
+        values: tokenized.values.clone(),
+        host,
+        firmware_vars: tokenized.vars.clone(),
+        console_log: Some(console_log),
+        cwd: Some(cwd.to_path_buf()),
+        redactor: Redactor::new(sensitive.iter().map(|s| s.expose().clone())),
+    }
+}
+
+/// What the cache found for a build before its VM starts.
+pub(crate) struct Lookup {
+    pub tokenized: Tokenized,
+    pub keys: Vec<CacheKey>,
+    pub names: Vec<String>,
+    pub boundary: Option<String>,
+    pub hit: Option<(usize, Entry)>,
+    pub base: Vec<BaseDisk>,
+    pub host: QemuHost,
+    pub until: Option<(usize, String)>,
+}
+
+/// What [`lookup`] needs of the build.
+pub(crate) struct LookupInput<'a> {
+    pub spec: &'a BuildSpec,
+    pub cfg: &'a QemuConfig,
+    pub options: &'a CacheOptions,
+    pub cwd: &'a Path,
+    pub tokenized: Tokenized,
+    /// The downloaded ISO or disk image.
+    pub source: Option<&'a Path>,
+    pub accelerator: &'a str,
+}
+
+/// Computes the build's keys and finds its longest cached prefix.
+pub(crate) async fn lookup(store: &Store, input: LookupInput<'_>) -> Result<Lookup, String> {
+    let LookupInput {
+        spec,
+        cfg,
+        options,
+        cwd,
+        tokenized,
+        source,
+        accelerator,
+    } = input;
+    let host = QemuHost::probe(&cfg.qemu_binary)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (_, machine_type) = tokenized
+        .template
+        .pinned(&host)
+        .map_err(|e| e.to_string())?;
+    let all_names = crate::plan::step_names(spec);
+    let position = |flag: &str, wanted: &Option<String>| -> Result<Option<StepPoint>, String> {
+        wanted
+            .as_deref()
+            .map(|w| find_step(&all_names, w, flag).map(|i| step_point(&all_names, i)))
+            .transpose()
+    };
+    let from = position("--from", &options.from)?;
+    let until = position("--until", &options.until)?;
+
+    let base = base_disks(store, cfg, source).await?;
+    let (keys, boundary) = {
+        let store = store.clone();
+        let source = source.map(Path::to_path_buf);
+        let firmware_files = tokenized.firmware.clone();
+        let vars = tokenized.vars.clone();
+        let shape = source_shape(cfg, cwd, accelerator);
+        let spec = spec.clone();
+        let cwd = cwd.to_path_buf();
+        let sensitive = options.sensitive.clone();
+        let host = host.clone();
+        tokio::task::spawn_blocking(move || -> Result<_, String> {
+            let image_digest = match &source {
+                Some(path) => memo_digest(&store, path)?,
+                None => "none".into(),
+            };
+            let mut firmware = BTreeMap::new();
+            for (i, f) in firmware_files.iter().enumerate() {
+                firmware.insert(format!("code{i}"), memo_digest(&store, f)?);
+            }
+            if let Some(v) = &vars {
+                firmware.insert("vars".into(), memo_digest(&store, v)?);
+            }
+            let facts = BaseFacts {
+                image_digest,
+                host,
+                machine_type,
+                firmware,
+            };
+            let keys = step_keys(base_key(shape, &facts), &spec, &cwd, &sensitive);
+            Ok((keys.keys, keys.boundary))
+        })
+        .await
+        .map_err(|e| e.to_string())??
+    };
+    let names: Vec<String> = std::iter::once("wait_ssh".to_string())
+        .chain((0..keys.len() - 1).map(|i| super::provisioners::step_name(spec, i)))
+        .collect();
+    let until = match until {
+        None => None,
+        Some(StepPoint::Key(j)) => {
+            let name = match j {
+                0 => "wait_ssh".to_string(),
+                _ => super::provisioners::step_name(spec, j - 1),
+            };
+            Some((j, name))
+        }
+        Some(_) => {
+            return Err(format!(
+                "--until {:?}: a build can stop after `wait_ssh` or a provisioner",
+                options.until.as_deref().unwrap_or("")
+            ));
+        }
+    };
+    let limit = match from {
+        Some(point) => reuse_limit(point, keys.len()),
+        None => keys.len().checked_sub(1),
+    };
+    let hit = {
+        let store = store.clone();
+        let keys = keys.clone();
+        tokio::task::spawn_blocking(move || longest_prefix(&store, &keys, limit))
+            .await
+            .map_err(|e| e.to_string())??
+    };
+    if options.resume && hit.is_none() {
+        return Err("--resume: no step of this build is cached (run it without `--resume`)".into());
+    }
+    Ok(Lookup {
+        tokenized,
+        keys,
+        names,
+        boundary,
+        hit,
+        base,
+        host,
+        until,
+    })
+}
+
+/// How long QEMU may take to exit once the guest powered off.
+pub(crate) const EXIT_DEADLINE: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn steps_are_found_by_index_name_or_unique_prefix() {
+        let n = names(&[
+            "ssh_key",
+            "run_qemu",
+            "wait_ssh",
+            "provision 1/2 shell",
+            "provision 2/2 file",
+            "shutdown",
+        ]);
+        assert_eq!(find_step(&n, "4", "--from"), Ok(3));
+        assert_eq!(find_step(&n, "provision 2/2 file", "--from"), Ok(4));
+        assert_eq!(find_step(&n, "provision 2", "--from"), Ok(4));
+        assert!(
+            find_step(&n, "provision", "--from")
+                .unwrap_err()
+                .contains("names 2 steps")
+        );
+        assert!(
+            find_step(&n, "9", "--until")
+                .unwrap_err()
+                .contains("steps 1 to 6")
+        );
+        assert!(
+            find_step(&n, "nope", "--from")
+                .unwrap_err()
+                .contains("no such step")
+        );
+        assert_eq!(step_point(&n, 0), StepPoint::Before);
+        assert_eq!(step_point(&n, 2), StepPoint::Key(0));
+        assert_eq!(step_point(&n, 4), StepPoint::Key(2));
+        assert_eq!(step_point(&n, 5), StepPoint::After);
+        // --from reuses what is strictly before the step.
+        assert_eq!(reuse_limit(StepPoint::Key(2), 3), Some(1));
+        assert_eq!(reuse_limit(StepPoint::Key(1), 3), Some(0));
+        assert_eq!(reuse_limit(StepPoint::Key(0), 3), None);
+        assert_eq!(reuse_limit(StepPoint::Before, 3), None);
+        assert_eq!(reuse_limit(StepPoint::After, 3), Some(2));
+    }
+
+    fn argv(s: &[&str]) -> Vec<String> {
+        names(s)
+    }
+
+    #[test]
+    fn the_planned_command_line_becomes_a_template() {
+        let args = argv(&[
+            "-machine",
+            "type=q35,accel=tcg",
+            "-drive",
+            "file=output-x/./x.img,if=virtio,cache=writeback,format=raw",
+            "-drive",
+            "file=/tmp/k/cd.iso,media=cdrom",
+            "-drive",
+            "file=/usr/share/OVMF/OVMF_CODE_4M.fd,if=pflash,unit=0,format=raw,readonly=on",
+            "-drive",
+            "file=OVMF_VARS.fd,if=pflash,unit=1,format=raw",
+            "-netdev",
+            "user,id=user.0,hostfwd=tcp:127.0.0.1:2231-:22",
+            "-qmp",
+            "unix:/tmp/k/qmp.sock,server=on,wait=off",
+            "-m",
+            "2231M",
+        ]);
+        let cwd = Path::new("/work");
+        let t = tokenize(
+            "qemu-system-x86_64",
+            &args,
+            &ArgvFacts {
+                cwd,
+                disks: &["output-x/x.img".to_string()],
+                qmp_socket: "/tmp/k/qmp.sock",
+                ssh_host_port: Some(2231),
+                media: &[("cd", "/tmp/k/cd.iso")],
+            },
+        )
+        .unwrap();
+        let a = &t.template.args;
+        assert_eq!(
+            a[3],
+            "file={kiln:disk0},if=virtio,cache=writeback,format=qcow2"
+        );
+        assert_eq!(a[5], "file={kiln:cd},media=cdrom");
+        assert!(a[7].starts_with("file=/usr/share/OVMF/OVMF_CODE_4M.fd"));
+        assert_eq!(a[9], "file={kiln:vars},if=pflash,unit=1,format=raw");
+        assert_eq!(
+            a[11],
+            "user,id=user.0,hostfwd=tcp:127.0.0.1:{kiln:ssh_port}-:22"
+        );
+        assert_eq!(a[13], "unix:{kiln:qmp},server=on,wait=off");
+        // A port number elsewhere is left alone.
+        assert_eq!(a[15], "2231M");
+        assert_eq!(t.vars, Some(PathBuf::from("/work/OVMF_VARS.fd")));
+        assert_eq!(t.values["ssh_port"], "2231");
+        assert_eq!(t.values["cd"], "/tmp/k/cd.iso");
+
+        let err = tokenize(
+            "q",
+            &args,
+            &ArgvFacts {
+                cwd,
+                disks: &["output-x/other.img".to_string()],
+                qmp_socket: "/tmp/k/qmp.sock",
+                ssh_host_port: Some(2231),
+                media: &[],
+            },
+        )
+        .err()
+        .unwrap();
+        assert!(err.contains("file=output-x/other.img"), "{err}");
+    }
+
+    #[test]
+    fn memoised_digests_follow_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("steps")).unwrap();
+        let f = dir.path().join("base.img");
+        std::fs::write(&f, b"one").unwrap();
+        let d1 = memo_digest(&store, &f).unwrap();
+        assert_eq!(d1, key::digest_bytes(b"one"));
+        assert_eq!(memo_digest(&store, &f).unwrap(), d1);
+        std::fs::write(&f, b"two!").unwrap();
+        assert_eq!(memo_digest(&store, &f).unwrap(), key::digest_bytes(b"two!"));
+    }
+
+    #[test]
+    fn a_sensitive_value_changes_the_key_and_is_written_nowhere() {
+        use kiln_template::body::{Attribute, Body};
+        use kiln_template::span::Span;
+        use kiln_template::value::Value as V;
+        let base = key::base_key(&BaseKeyInputs {
+            base_image_digest: "blake3:00".into(),
+            source: Value::Null,
+            qemu_version: "7.2.0".into(),
+            machine_type: "pc-q35-7.2".into(),
+            firmware: BTreeMap::new(),
+        });
+        let shell = |line: String| {
+            let mut b = Body::empty(Span::synthetic("b.pkr.hcl"));
+            b.attrs.insert(
+                "inline".into(),
+                Attribute {
+                    name: "inline".into(),
+                    value: V::List(vec![V::String(line)]),
+                    span: Span::synthetic("b.pkr.hcl"),
+                    sensitive: false,
+                },
+            );
+            crate::provision::shell::decode(&b, "shell", Path::new("/"), 1).unwrap()
+        };
+        let spec = |secret: &str| ProvisionerSpec {
+            config: ProvisionerConfig::Shell(shell(format!("echo {secret} | sudo tee /etc/token"))),
+            name: None,
+            pause_before: Duration::ZERO,
+            max_retries: 0,
+            timeout: None,
+        };
+        let cwd = Path::new("/");
+        let s1 = vec![Sensitive::new("hunter2".to_string())];
+        let s2 = vec![Sensitive::new("hunter3".to_string())];
+        let k1 = key::step_key(&base, &step_inputs(&spec("hunter2"), cwd, &s1));
+        let k2 = key::step_key(&base, &step_inputs(&spec("hunter3"), cwd, &s2));
+        assert_ne!(k1, k2);
+        // The inputs carry the value only as a `Sensitive` (redacted in Debug).
+        let inputs = step_inputs(&spec("hunter2"), cwd, &s1);
+        assert_eq!(inputs.sensitive.len(), 1);
+        assert!(!format!("{:?}", inputs.sensitive).contains("hunter2"));
+        // A value the step does not use does not enter its key.
+        let unused = vec![Sensitive::new("other".to_string())];
+        let k3 = key::step_key(&base, &step_inputs(&spec("hunter2"), cwd, &unused));
+        let k4 = key::step_key(&base, &step_inputs(&spec("hunter2"), cwd, &[]));
+        assert_eq!(k3, k4);
+    }
+}
