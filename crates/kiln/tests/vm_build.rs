@@ -1651,3 +1651,115 @@ fn walk_files(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+// ---------------------------------------------------------------------
+// MAAS artifacts (issue 5).
+
+/// The bundled example, built as README's first command builds it: its
+/// MAAS tarball passes the leak scan, holds what the provisioners wrote,
+/// and the build record says so.
+#[test]
+#[cfg_attr(not(kiln_vm_tests), ignore = "starts QEMU; build with KILN_VM_TESTS=1")]
+fn vm_example_builds_a_maas_tarball_with_a_clean_scan() {
+    let image = base_image().unwrap();
+    let _lock = vm_lock().unwrap();
+    let scene = Scene::new();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/cloudimg");
+    let vars = base_vars(&image);
+    let done =
+        Running::spawn(scene.build_at(&example, &as_refs(&vars), &[])).finish(BUILD_DEADLINE);
+    done.log("example");
+    let ctx = done.context();
+    assert_eq!(done.code, Some(0), "{ctx}");
+    let b = "qemu.cloudimg";
+    assert_in_order(
+        &done.steps(b),
+        &[
+            "wait_ssh",
+            "provision 3/3 shell",
+            "shutdown",
+            "post-processor 1.1 maas-tgz",
+        ],
+        &ctx,
+    );
+    let tgz = scene.work.join("output-cloudimg/custom-cloudimg.tar.gz");
+    let size = fs::metadata(&tgz).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 20 << 20, "tarball of {size} bytes\n{ctx}");
+
+    // The scan of the artifact, again, from the command line.
+    let scan = Command::new(KILN)
+        .args(["scan", "--json"])
+        .arg(&tgz)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&scan.stdout);
+    assert!(scan.status.success(), "kiln scan: {report}\n{ctx}");
+
+    // What the provisioners wrote, as curtin would extract it.
+    let greeting = stdout_of(
+        Command::new("tar")
+            .args(["-xzf"])
+            .arg(&tgz)
+            .args(["-O", "./etc/kiln-greeting"]),
+    );
+    assert_eq!(greeting, "built with kiln\n");
+    let names = stdout_of(Command::new("tar").arg("-tzf").arg(&tgz));
+    for wanted in ["./etc/motd", "./opt/kiln/build-info", "./usr/bin/"] {
+        assert!(
+            names.lines().any(|l| l == wanted),
+            "{wanted} not in the tarball"
+        );
+    }
+    assert!(!names.lines().any(|l| l.starts_with("./etc/ssh/ssh_host_")));
+
+    // The build record: the artifact's digest and a clean scan verdict.
+    let records: Vec<PathBuf> = walk_files(&scene.work.join(".kiln/records"));
+    assert_eq!(records.len(), 1, "{records:?}");
+    let record: Value = serde_json::from_str(&fs::read_to_string(&records[0]).unwrap()).unwrap();
+    let text = record.to_string();
+    assert!(text.contains("custom-cloudimg.tar.gz"), "{text}");
+    assert!(text.contains("\"scans\""), "{text}");
+    scene.assert_nothing_left(&ctx);
+}
+
+/// A private key, the build's key and a sensitive value in the image: the
+/// gate fails the build, names each, removes the tarball, and never prints
+/// the value.
+#[test]
+#[cfg_attr(not(kiln_vm_tests), ignore = "starts QEMU; build with KILN_VM_TESTS=1")]
+fn vm_leak_gate_fails_naming_the_key_the_build_key_and_the_secret() {
+    let image = base_image().unwrap();
+    let _lock = vm_lock().unwrap();
+    let scene = Scene::new();
+    let vars = base_vars(&image);
+    let done = Running::spawn(scene.build("leak", &as_refs(&vars))).finish(BUILD_DEADLINE);
+    done.log("leak");
+    let ctx = done.context();
+    assert_eq!(done.code, Some(1), "{ctx}");
+    let error = done.error("qemu.leak").unwrap_or_default();
+    assert_contains(&error, "leak scan found", &ctx);
+    for rule in ["private-key", "build-key", "sensitive-value"] {
+        assert_contains(&error, rule, &ctx);
+    }
+    assert_contains(&error, "home/debian/.ssh/id_ed25519", &ctx);
+    assert_contains(&error, "home/debian/.ssh/authorized_keys", &ctx);
+    assert_contains(&error, "etc/app.conf", &ctx);
+    assert!(
+        !scene.work.join("output-leak/leak.tar.gz").exists(),
+        "{ctx}"
+    );
+    let everything = format!(
+        "{}\n{}",
+        done.events
+            .iter()
+            .map(|e| e.json.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        done.stderr
+    );
+    assert!(
+        !everything.contains("kiln-leak-token-5d1e9a"),
+        "the secret was printed"
+    );
+    scene.assert_nothing_left(&ctx);
+}

@@ -753,8 +753,10 @@ impl CacheRun {
 }
 
 /// Writes the output disks from the final overlays, as the uncached build
-/// leaves them: the output format, compressed when asked, or an overlay
-/// on the source image with `use_backing_file`.
+/// leaves them: the output format (compressed when asked), or, with
+/// `use_backing_file`, an overlay on the source image holding every change
+/// of the chain (a copy of the top overlay rebased onto the source: a
+/// `convert -B` would keep only the top overlay's own clusters).
 pub(crate) async fn flatten(
     finished: &FinishedVm,
     cfg: &QemuConfig,
@@ -764,48 +766,72 @@ pub(crate) async fn flatten(
     for (i, (overlay, out)) in finished.disks.iter().zip(cfg.disk_paths()).enumerate() {
         let out = cwd.join(out);
         let staged = PathBuf::from(format!("{}.kiln-flatten", out.display()));
-        let mut args: Vec<String> = vec!["convert".into(), "-q".into()];
-        let fmt = cfg.format.as_str();
-        match source {
+        let result = match source {
             Some((src, src_fmt)) if i == 0 && cfg.disk_image && cfg.use_backing_file => {
-                args.extend([
-                    "-B".into(),
-                    src.display().to_string(),
-                    "-F".into(),
-                    src_fmt.to_string(),
-                ]);
+                match tokio::fs::copy(overlay, &staged).await {
+                    Ok(_) => {
+                        let args = [
+                            "rebase".to_string(),
+                            "-q".into(),
+                            "-f".into(),
+                            "qcow2".into(),
+                            "-b".into(),
+                            src.display().to_string(),
+                            "-F".into(),
+                            src_fmt.to_string(),
+                            staged.display().to_string(),
+                        ];
+                        qemu_img(&args).await
+                    }
+                    Err(e) => Err(format!(
+                        "copy {} to {}: {e}",
+                        overlay.display(),
+                        staged.display()
+                    )),
+                }
             }
             _ => {
+                let mut args: Vec<String> = vec!["convert".into(), "-q".into()];
                 if cfg.disk_compression && cfg.format == DiskFormat::Qcow2 {
                     args.push("-c".into());
                 }
                 args.extend(cfg.qemu_img_args.convert.iter().cloned());
+                args.extend([
+                    "-O".into(),
+                    cfg.format.as_str().into(),
+                    overlay.display().to_string(),
+                    staged.display().to_string(),
+                ]);
+                qemu_img(&args).await
             }
-        }
-        args.extend([
-            "-O".into(),
-            fmt.into(),
-            overlay.display().to_string(),
-            staged.display().to_string(),
-        ]);
-        let out_cmd = tokio::process::Command::new("qemu-img")
-            .args(&args)
-            .output()
-            .await
-            .map_err(|e| format!("qemu-img {}: {e}", args.join(" ")))?;
-        if !out_cmd.status.success() {
+        };
+        if let Err(e) = result {
             let _ = tokio::fs::remove_file(&staged).await;
-            return Err(format!(
-                "qemu-img {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out_cmd.stderr).trim()
-            ));
+            return Err(e);
         }
         tokio::fs::rename(&staged, &out)
             .await
             .map_err(|e| format!("{}: {e}", out.display()))?;
     }
     Ok(())
+}
+
+async fn qemu_img(args: &[String]) -> Result<(), String> {
+    let out = tokio::process::Command::new("qemu-img")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("qemu-img {}: {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "qemu-img {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
 }
 
 /// A VM setup from the tokenized command line.
