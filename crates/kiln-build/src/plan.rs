@@ -257,10 +257,12 @@ pub fn step_names(spec: &BuildSpec) -> Vec<String> {
         if q.media.has_floppy() {
             steps.push("create_floppy".into());
         }
-        steps.push("create_disk".into());
         if q.efi.enabled {
             steps.push("prepare_efivars".into());
         }
+        // Once the command line is planned: the step cache may take the
+        // disks instead (`cache_lookup`).
+        steps.push("create_disk".into());
         steps.push("run_qemu".into());
         if !q.boot.steps_to_type().is_empty() {
             steps.push("type_boot_command".into());

@@ -728,8 +728,8 @@ fn vm_cloud_image_build_and_its_output_booted_again() {
             "download",
             "prepare_output_dir",
             "create_cd",
-            "create_disk",
-            "resize_disk",
+            // The step cache makes the disks and writes the output.
+            "cache_lookup",
             "run_qemu",
             "wait_ssh",
             "provision 1/4 shell",
@@ -738,6 +738,7 @@ fn vm_cloud_image_build_and_its_output_booted_again() {
             "provision 4/4 shell",
             "clear_authorized_keys",
             "shutdown",
+            "convert_disk",
             "post-processor 1.1 manifest",
             "post-processor 2.1 checksum",
         ],
@@ -1031,8 +1032,8 @@ fn vm_installer_boot_command_and_http_seed_then_ctrl_c() {
     assert_in_order(
         &steps,
         &[
-            "create_disk",
             "prepare_efivars",
+            "cache_lookup",
             "run_qemu",
             "type_boot_command",
             "wait_ssh",
@@ -1123,8 +1124,8 @@ fn vm_communicator_none_waits_for_the_guest_to_power_off() {
         &steps,
         &[
             "create_cd",
-            "create_disk",
             "prepare_efivars",
+            "create_disk",
             "run_qemu",
             "provision 1/1 shell-local",
             "shutdown",
