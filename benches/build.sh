@@ -33,7 +33,7 @@ run_one() {
     t0=$(date +%s.%N)
     case $tool in
       packer) TMPDIR="$work" packer build -var "base_image=$base" -var "base_checksum=$sum" "$template" ;;
-      kiln) /usr/bin/time -f '%M' -o rss_kb "$kiln" build --no-cache -var "base_image=$base" -var "base_checksum=$sum" "$template" ;;
+      kiln) python3 "$repo/benches/peak_rss.py" rss_kb "$kiln" build --no-cache -var "base_image=$base" -var "base_checksum=$sum" "$template" ;;
     esac 2>&1 | stamp > ui.ts || true
     t1=$(date +%s.%N)
     wait $probe || true

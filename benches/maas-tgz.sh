@@ -96,7 +96,8 @@ if [ -z "${SKIP_REFERENCE:-}" ]; then
 fi
 printf '%-22s %10s %14s %12s  %s\n' "kiln maas-tgz" "$k_t" "$k_s" "$k_m" "entries=$entries (no scrub)"
 if [ -z "${SKIP_REFERENCE:-}" ]; then
-  rt=$(echo "scale=3; $k_t / $p_t" | bc); rs=$(echo "scale=4; $k_s / $p_s" | bc)
+  # printf gives the leading zero bc leaves out (JSON needs it).
+  rt=$(printf "%.3f" "$(echo "scale=6; $k_t / $p_t" | bc)"); rs=$(printf "%.4f" "$(echo "scale=6; $k_s / $p_s" | bc)")
   rg=$(echo "scale=3; $k_t / $g_t" | bc)
   echo
   echo "kiln / pigz-pipeline: time ${rt}x (goal <= 0.25x), size ${rs}x (goal <= 1)"

@@ -197,6 +197,15 @@ impl Renderer {
                             human(*duration)
                         ));
                     }
+                    // Provisioners are what the step cache decides about:
+                    // each says whether it ran or came from the cache.
+                    StepOutcome::Ran if step.starts_with("provision ") => {
+                        let (c, r) = self.paint(build);
+                        self.line(&format!(
+                            "{c}==> {build}: {step}: ran ({}){r}",
+                            human(*duration)
+                        ));
+                    }
                     StepOutcome::Skipped { .. } | StepOutcome::Ran => {}
                 }
             }
