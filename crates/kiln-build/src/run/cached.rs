@@ -516,20 +516,15 @@ pub(crate) async fn blank_base(store: &Store, bytes: u64) -> Result<PathBuf, Str
         .await
         .map_err(|e| format!("{}: {e}", dir.display()))?;
     let staged = dir.join(format!(".blank-{bytes}.{}", std::process::id()));
-    let out = tokio::process::Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(&staged)
-        .arg(bytes.to_string())
-        .output()
-        .await
-        .map_err(|e| format!("qemu-img create: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "qemu-img create {}: {}",
-            staged.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
+    qemu_img(&[
+        "create".into(),
+        "-q".into(),
+        "-f".into(),
+        "qcow2".into(),
+        staged.display().to_string(),
+        bytes.to_string(),
+    ])
+    .await?;
     tokio::fs::rename(&staged, &path)
         .await
         .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -538,20 +533,14 @@ pub(crate) async fn blank_base(store: &Store, bytes: u64) -> Result<PathBuf, Str
 
 /// `qemu-img info`'s format of an image (a base image may be raw).
 pub(crate) async fn image_format(path: &Path) -> Result<String, String> {
-    let out = tokio::process::Command::new("qemu-img")
-        .args(["info", "-U", "--output=json"])
-        .arg(path)
-        .output()
-        .await
-        .map_err(|e| format!("qemu-img info: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "qemu-img info {}: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    let v: Value = serde_json::from_slice(&out.stdout)
+    let out = qemu_img(&[
+        "info".into(),
+        "-U".into(),
+        "--output=json".into(),
+        path.display().to_string(),
+    ])
+    .await?;
+    let v: Value = serde_json::from_slice(&out)
         .map_err(|e| format!("qemu-img info {}: {e}", path.display()))?;
     v.get("format")
         .and_then(Value::as_str)
@@ -781,7 +770,7 @@ pub(crate) async fn flatten(
                             src_fmt.to_string(),
                             staged.display().to_string(),
                         ];
-                        qemu_img(&args).await
+                        qemu_img(&args).await.map(drop)
                     }
                     Err(e) => Err(format!(
                         "copy {} to {}: {e}",
@@ -802,7 +791,7 @@ pub(crate) async fn flatten(
                     overlay.display().to_string(),
                     staged.display().to_string(),
                 ]);
-                qemu_img(&args).await
+                qemu_img(&args).await.map(drop)
             }
         };
         if let Err(e) = result {
@@ -816,7 +805,9 @@ pub(crate) async fn flatten(
     Ok(())
 }
 
-async fn qemu_img(args: &[String]) -> Result<(), String> {
+/// Runs `qemu-img ARGS`; its stdout, or an error with the command and
+/// what it said.
+async fn qemu_img(args: &[String]) -> Result<Vec<u8>, String> {
     let out = tokio::process::Command::new("qemu-img")
         .args(args)
         .stdin(std::process::Stdio::null())
@@ -824,7 +815,7 @@ async fn qemu_img(args: &[String]) -> Result<(), String> {
         .await
         .map_err(|e| format!("qemu-img {}: {e}", args.join(" ")))?;
     if out.status.success() {
-        Ok(())
+        Ok(out.stdout)
     } else {
         Err(format!(
             "qemu-img {}: {}",
@@ -1106,6 +1097,19 @@ mod tests {
         .err()
         .unwrap();
         assert!(err.contains("file=output-x/other.img"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn blank_bases_are_made_once_and_read_back_as_qcow2() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("steps")).unwrap();
+        let a = blank_base(&store, 64 << 20).await.unwrap();
+        assert_eq!(blank_base(&store, 64 << 20).await.unwrap(), a);
+        assert_eq!(image_format(&a).await.unwrap(), "qcow2");
+        let err = image_format(&dir.path().join("missing.img"))
+            .await
+            .unwrap_err();
+        assert!(err.starts_with("qemu-img info -U --output=json "), "{err}");
     }
 
     #[test]
