@@ -1571,7 +1571,7 @@ mod tests {
             "-netdev",
             "user,id=user.0,hostfwd=tcp:127.0.0.1:2222-:22",
             "-qmp",
-            "unix:/tmp/k/qmp.sock,server=on,wait=off",
+            "unix:/srv/k/qmp.sock,server=on,wait=off",
         ]);
         let t = VmTemplate::from_argv(
             "qemu-system-x86_64",
@@ -1580,7 +1580,7 @@ mod tests {
                 ("/out/disk.qcow2", "disk0"),
                 ("/out/disk.qcow2-1", "disk1"),
                 ("/out/efivars.fd", "vars"),
-                ("/tmp/k/qmp.sock", "qmp"),
+                ("/srv/k/qmp.sock", "qmp"),
                 ("127.0.0.1:2222-", "ssh_fwd"),
             ],
         );

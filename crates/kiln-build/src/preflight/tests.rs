@@ -75,7 +75,7 @@ fn demand(name: &str, attrs: &[(&str, Value)]) -> Demand {
     Demand::from_qemu(
         &format!("qemu.{name}"),
         &cfg,
-        Path::new("/work/tpl"),
+        Path::new("/srv/tpl"),
         &|_| None,
     )
 }
@@ -183,17 +183,17 @@ fn packer_maas_style_qemuargs_become_demands() {
                 "qemuargs[2] `-drive if=pflash,format=raw,id=ovmf_code,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd`"
             ),
             (
-                Path::new("/work/tpl/OVMF_VARS.fd"),
+                Path::new("/srv/tpl/OVMF_VARS.fd"),
                 "qemuargs[3] `-drive if=pflash,format=raw,id=ovmf_vars,file=OVMF_VARS.fd`"
             ),
             (
-                Path::new("/work/tpl/seeds-cloudimg.iso"),
+                Path::new("/srv/tpl/seeds-cloudimg.iso"),
                 "qemuargs[5] `-drive file=seeds-cloudimg.iso,format=raw`"
             ),
         ]
     );
     // The overlay disk, thin, in the output directory.
-    assert_eq!(d.disks[0].dir, PathBuf::from("/work/tpl/output-cloudimg"));
+    assert_eq!(d.disks[0].dir, PathBuf::from("/srv/tpl/output-cloudimg"));
     assert_eq!(d.disks[0].bytes.value, 4 << 30);
     assert!(d.disks[0].sparse);
     // SSH forward on loopback, Packer's default range.

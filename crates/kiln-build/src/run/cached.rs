@@ -1039,7 +1039,7 @@ mod tests {
             "-drive",
             "file=output-x/./x.img,if=virtio,cache=writeback,format=raw",
             "-drive",
-            "file=/tmp/k/cd.iso,media=cdrom",
+            "file=/srv/k/cd.iso,media=cdrom",
             "-drive",
             "file=/usr/share/OVMF/OVMF_CODE_4M.fd,if=pflash,unit=0,format=raw,readonly=on",
             "-drive",
@@ -1047,20 +1047,20 @@ mod tests {
             "-netdev",
             "user,id=user.0,hostfwd=tcp:127.0.0.1:2231-:22",
             "-qmp",
-            "unix:/tmp/k/qmp.sock,server=on,wait=off",
+            "unix:/srv/k/qmp.sock,server=on,wait=off",
             "-m",
             "2231M",
         ]);
-        let cwd = Path::new("/work");
+        let cwd = Path::new("/srv");
         let t = tokenize(
             "qemu-system-x86_64",
             &args,
             &ArgvFacts {
                 cwd,
                 disks: &["output-x/x.img".to_string()],
-                qmp_socket: "/tmp/k/qmp.sock",
+                qmp_socket: "/srv/k/qmp.sock",
                 ssh_host_port: Some(2231),
-                media: &[("cd", "/tmp/k/cd.iso")],
+                media: &[("cd", "/srv/k/cd.iso")],
             },
         )
         .unwrap();
@@ -1079,9 +1079,9 @@ mod tests {
         assert_eq!(a[13], "unix:{kiln:qmp},server=on,wait=off");
         // A port number elsewhere is left alone.
         assert_eq!(a[15], "2231M");
-        assert_eq!(t.vars, Some(PathBuf::from("/work/OVMF_VARS.fd")));
+        assert_eq!(t.vars, Some(PathBuf::from("/srv/OVMF_VARS.fd")));
         assert_eq!(t.values["ssh_port"], "2231");
-        assert_eq!(t.values["cd"], "/tmp/k/cd.iso");
+        assert_eq!(t.values["cd"], "/srv/k/cd.iso");
 
         let err = tokenize(
             "q",
@@ -1089,7 +1089,7 @@ mod tests {
             &ArgvFacts {
                 cwd,
                 disks: &["output-x/other.img".to_string()],
-                qmp_socket: "/tmp/k/qmp.sock",
+                qmp_socket: "/srv/k/qmp.sock",
                 ssh_host_port: Some(2231),
                 media: &[],
             },
