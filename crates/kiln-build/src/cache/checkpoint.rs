@@ -458,7 +458,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| CheckpointError::Join(e.to_string()))
 }
 
-async fn run_tool(program: &str, args: &[String]) -> Result<String, CheckpointError> {
+pub(crate) async fn run_tool(program: &str, args: &[String]) -> Result<String, CheckpointError> {
     let command = std::iter::once(program.to_string())
         .chain(args.iter().cloned())
         .collect::<Vec<_>>()
@@ -517,7 +517,7 @@ async fn create_overlay(
 }
 
 /// `qemu-img info` of a file another QEMU may hold.
-async fn image_info(path: &Path) -> Result<Value, CheckpointError> {
+pub(crate) async fn image_info(path: &Path) -> Result<Value, CheckpointError> {
     let text = run_tool(
         "qemu-img",
         &[

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use crate::cache::checkpoint::{
     BaseDisk, CheckpointOutcome, CheckpointRequest, FinishedVm, ResumeMode, Resumed, Vm, VmSetup,
-    VmTemplate,
+    VmTemplate, image_info, run_tool,
 };
 use crate::cache::key::{self, BaseKeyInputs, CacheKey, FileInput, QemuHost, StepKeyInputs};
 use crate::cache::store::{Entry, Store};
@@ -533,16 +533,8 @@ pub(crate) async fn blank_base(store: &Store, bytes: u64) -> Result<PathBuf, Str
 
 /// `qemu-img info`'s format of an image (a base image may be raw).
 pub(crate) async fn image_format(path: &Path) -> Result<String, String> {
-    let out = qemu_img(&[
-        "info".into(),
-        "-U".into(),
-        "--output=json".into(),
-        path.display().to_string(),
-    ])
-    .await?;
-    let v: Value = serde_json::from_slice(&out)
-        .map_err(|e| format!("qemu-img info {}: {e}", path.display()))?;
-    v.get("format")
+    let info = image_info(path).await.map_err(|e| e.to_string())?;
+    info.get("format")
         .and_then(Value::as_str)
         .map(str::to_string)
         .ok_or_else(|| format!("qemu-img info {}: no format", path.display()))
@@ -770,7 +762,7 @@ pub(crate) async fn flatten(
                             src_fmt.to_string(),
                             staged.display().to_string(),
                         ];
-                        qemu_img(&args).await.map(drop)
+                        qemu_img(&args).await
                     }
                     Err(e) => Err(format!(
                         "copy {} to {}: {e}",
@@ -791,7 +783,7 @@ pub(crate) async fn flatten(
                     overlay.display().to_string(),
                     staged.display().to_string(),
                 ]);
-                qemu_img(&args).await.map(drop)
+                qemu_img(&args).await
             }
         };
         if let Err(e) = result {
@@ -805,24 +797,12 @@ pub(crate) async fn flatten(
     Ok(())
 }
 
-/// Runs `qemu-img ARGS`; its stdout, or an error with the command and
-/// what it said.
-async fn qemu_img(args: &[String]) -> Result<Vec<u8>, String> {
-    let out = tokio::process::Command::new("qemu-img")
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
+/// Runs `qemu-img ARGS` (errors name the command and what it said).
+async fn qemu_img(args: &[String]) -> Result<(), String> {
+    run_tool("qemu-img", args)
         .await
-        .map_err(|e| format!("qemu-img {}: {e}", args.join(" ")))?;
-    if out.status.success() {
-        Ok(out.stdout)
-    } else {
-        Err(format!(
-            "qemu-img {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// A VM setup from the tokenized command line.
@@ -865,6 +845,9 @@ pub(crate) struct LookupInput<'a> {
     pub tokenized: Tokenized,
     /// The downloaded ISO or disk image.
     pub source: Option<&'a Path>,
+    /// Its digest when the download step verified a strong checksum
+    /// (`sha256:…`): the key uses it instead of hashing the file again.
+    pub source_digest: Option<String>,
     pub accelerator: &'a str,
 }
 
@@ -877,6 +860,7 @@ pub(crate) async fn lookup(store: &Store, input: LookupInput<'_>) -> Result<Look
         cwd,
         tokenized,
         source,
+        source_digest,
         accelerator,
     } = input;
     let host = QemuHost::probe(&cfg.qemu_binary)
@@ -908,9 +892,10 @@ pub(crate) async fn lookup(store: &Store, input: LookupInput<'_>) -> Result<Look
         let sensitive = options.sensitive.clone();
         let host = host.clone();
         tokio::task::spawn_blocking(move || -> Result<_, String> {
-            let image_digest = match &source {
-                Some(path) => memo_digest(&store, path)?,
-                None => "none".into(),
+            let image_digest = match (source_digest, &source) {
+                (Some(digest), _) => digest,
+                (None, Some(path)) => memo_digest(&store, path)?,
+                (None, None) => "none".into(),
             };
             let mut firmware = BTreeMap::new();
             for (i, f) in firmware_files.iter().enumerate() {
@@ -1109,7 +1094,7 @@ mod tests {
         let err = image_format(&dir.path().join("missing.img"))
             .await
             .unwrap_err();
-        assert!(err.starts_with("qemu-img info -U --output=json "), "{err}");
+        assert!(err.contains("qemu-img info -U --output=json "), "{err}");
     }
 
     #[test]

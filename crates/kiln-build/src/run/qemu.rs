@@ -424,6 +424,7 @@ pub(crate) async fn run(
                             cwd: &cwd,
                             tokenized,
                             source: source_path,
+                            source_digest: verified_digest(source_image.as_ref()),
                             accelerator: decision.accelerator.as_str(),
                         },
                     ),
@@ -799,6 +800,13 @@ fn step_store(
             None
         }
     }
+}
+
+/// The verified sha256/sha512 of the source image, in the form cache keys
+/// take (weaker checksums are not trusted to identify a base image).
+fn verified_digest(got: Option<&crate::download::Downloaded>) -> Option<String> {
+    let c = got?.checksum.as_ref()?;
+    matches!(c.algorithm, Algorithm::Sha256 | Algorithm::Sha512).then(|| c.to_string())
 }
 
 /// Marks the steps a resume skipped: provisioners 1..=`index`.
