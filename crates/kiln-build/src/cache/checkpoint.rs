@@ -174,29 +174,6 @@ impl VmTemplate {
         }
     }
 
-    /// A template from a planned command line: every occurrence of each
-    /// concrete value (a disk path, the vars copy, the QMP socket, a port)
-    /// is replaced by the token of its name; longer values first.
-    pub fn from_argv(program: &str, args: &[String], per_run: &[(&str, &str)]) -> VmTemplate {
-        let mut pairs: Vec<(&str, String)> = per_run
-            .iter()
-            .filter(|(value, _)| !value.is_empty())
-            .map(|(value, name)| (*value, token(name)))
-            .collect();
-        pairs.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
-        let args = args
-            .iter()
-            .map(|arg| {
-                let mut out = arg.clone();
-                for (value, tok) in &pairs {
-                    out = out.replace(value, tok);
-                }
-                out
-            })
-            .collect();
-        VmTemplate::new(program, args)
-    }
-
     /// The token names used, without braces.
     pub fn tokens(&self) -> BTreeSet<String> {
         let mut names = BTreeSet::new();
@@ -1558,31 +1535,24 @@ mod tests {
     }
 
     #[test]
-    fn template_from_argv_tokens_render_and_digest() {
-        let argv = args(&[
-            "-machine",
-            "type=q35,accel=tcg",
-            "-drive",
-            "file=/out/disk.qcow2,if=virtio,format=qcow2",
-            "-drive",
-            "file=/out/disk.qcow2-1,if=virtio,format=qcow2",
-            "-drive",
-            "if=pflash,unit=1,format=raw,file=/out/efivars.fd",
-            "-netdev",
-            "user,id=user.0,hostfwd=tcp:127.0.0.1:2222-:22",
-            "-qmp",
-            "unix:/srv/k/qmp.sock,server=on,wait=off",
-        ]);
-        let t = VmTemplate::from_argv(
+    fn template_tokens_render_and_digest() {
+        // As `run::cached::tokenize` makes it from a planned command line.
+        let t = VmTemplate::new(
             "qemu-system-x86_64",
-            &argv,
-            &[
-                ("/out/disk.qcow2", "disk0"),
-                ("/out/disk.qcow2-1", "disk1"),
-                ("/out/efivars.fd", "vars"),
-                ("/srv/k/qmp.sock", "qmp"),
-                ("127.0.0.1:2222-", "ssh_fwd"),
-            ],
+            args(&[
+                "-machine",
+                "type=q35,accel=tcg",
+                "-drive",
+                "file={kiln:disk0},if=virtio,format=qcow2",
+                "-drive",
+                "file={kiln:disk1},if=virtio,format=qcow2",
+                "-drive",
+                "if=pflash,unit=1,format=raw,file={kiln:vars}",
+                "-netdev",
+                "user,id=user.0,hostfwd=tcp:{kiln:ssh_fwd}:22",
+                "-qmp",
+                "unix:{kiln:qmp},server=on,wait=off",
+            ]),
         );
         assert_eq!(t.args[3], "file={kiln:disk0},if=virtio,format=qcow2");
         assert_eq!(t.args[5], "file={kiln:disk1},if=virtio,format=qcow2");
