@@ -102,15 +102,22 @@ impl Event {
         if r.is_empty() {
             return self;
         }
-        let red = |s: String| r.redact(&s).into_owned();
+        self.map_text(&|s| r.redact(s).into_owned())
+    }
+
+    /// The same event with every free-text field (messages, output and
+    /// console lines, errors, artifact paths) passed through `f`: the
+    /// redactor, or a renderer's escaping of control characters.
+    pub fn map_text(self, f: &dyn Fn(&str) -> String) -> Event {
+        let m = |s: String| f(&s);
         match self {
             Event::Say { build, message } => Event::Say {
                 build,
-                message: red(message),
+                message: m(message),
             },
             Event::Warning { build, message } => Event::Warning {
                 build,
-                message: red(message),
+                message: m(message),
             },
             Event::Output {
                 build,
@@ -119,11 +126,11 @@ impl Event {
             } => Event::Output {
                 build,
                 stream,
-                line: red(line),
+                line: m(line),
             },
             Event::Console { build, line } => Event::Console {
                 build,
-                line: red(line),
+                line: m(line),
             },
             Event::Diagnosis {
                 build,
@@ -132,7 +139,7 @@ impl Event {
             } => Event::Diagnosis {
                 build,
                 stage,
-                message: red(message),
+                message: m(message),
             },
             Event::StepFinished {
                 build,
@@ -143,7 +150,20 @@ impl Event {
                 build,
                 step,
                 duration,
-                outcome: StepOutcome::Failed { error: red(error) },
+                outcome: StepOutcome::Failed { error: m(error) },
+            },
+            Event::Artifact {
+                build,
+                kind,
+                path,
+                sha256,
+                bytes,
+            } => Event::Artifact {
+                build,
+                kind,
+                path: m(path),
+                sha256,
+                bytes,
             },
             Event::BuildFinished {
                 build,
@@ -152,7 +172,7 @@ impl Event {
             } => Event::BuildFinished {
                 build,
                 duration,
-                error: error.map(red),
+                error: error.map(m),
             },
             other => other,
         }

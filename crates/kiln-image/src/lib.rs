@@ -21,6 +21,7 @@ pub mod vfat;
 pub use error::{ImageError, Result};
 pub use image::{Disk, FsKind, ImageFormat, RootSelector};
 pub mod gzip;
+pub mod output;
 pub mod scan;
 pub mod scrub;
 pub mod tar;

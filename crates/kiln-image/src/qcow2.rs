@@ -70,6 +70,39 @@ pub fn is_qcow2(head: &[u8]) -> bool {
     head.starts_with(&MAGIC)
 }
 
+/// `path` and every file of its qcow2 backing chain, as far as the headers
+/// can be read (for the output rules: a writer must never replace one of
+/// its inputs). A raw file is its own chain.
+pub fn backing_chain(path: &Path) -> Vec<PathBuf> {
+    let mut chain = vec![path.to_owned()];
+    let mut cur = path.to_owned();
+    while chain.len() <= MAX_CHAIN {
+        let Ok(file) = FileDevice::open(&cur) else {
+            break;
+        };
+        let mut h = [0u8; 20];
+        if file.size() < 72 || file.read_at(&mut h, 0).is_err() || !is_qcow2(&h) {
+            break;
+        }
+        let (off, len) = (be::u64(&h, 8), be::u32(&h, 16) as usize);
+        if off == 0 || len == 0 {
+            break;
+        }
+        let mut name = vec![0u8; len.min(4096)];
+        if file.read_at(&mut name, off).is_err() {
+            break;
+        }
+        let name = PathBuf::from(String::from_utf8_lossy(&name).into_owned());
+        cur = if name.is_absolute() {
+            name
+        } else {
+            cur.parent().unwrap_or(Path::new(".")).join(name)
+        };
+        chain.push(cur.clone());
+    }
+    chain
+}
+
 impl Qcow2 {
     /// Open `path` and its backing chain.
     pub fn open(path: &Path) -> Result<Self> {

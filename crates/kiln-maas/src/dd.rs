@@ -9,6 +9,8 @@ use std::path::Path;
 
 use kiln_image::gzip::ParallelGzWriter;
 use kiln_image::image::open_device;
+use kiln_image::output::Staged;
+use kiln_image::qcow2::backing_chain;
 
 use crate::error::ArtifactError;
 use crate::tgz::Progress;
@@ -90,28 +92,53 @@ fn is_zero(b: &[u8]) -> bool {
     head.iter().all(|&x| x == 0) && body.iter().all(|&x| x == 0) && tail.iter().all(|&x| x == 0)
 }
 
-/// Write the whole disk of `image` to `output` in `opts.format` (temporary
-/// name, renamed when complete).
+/// Write the whole disk of `image` to `output` in `opts.format`, replacing
+/// an existing regular file (see [`kiln_image::output`]; the CLI and the
+/// build use [`write_dd_to`] to scan before publishing).
 pub fn write_dd(
     image: &Path,
     output: &Path,
     opts: &DdOptions,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<DdReport, ArtifactError> {
+    let staged = Staged::create(output, "dd", &backing_chain(image), true)?;
+    let report = write_dd_to(image, &staged, opts, progress)?;
+    staged.publish()?;
+    Ok(report)
+}
+
+/// The compression levels each format takes.
+pub fn level_range(format: DdFormat) -> std::ops::RangeInclusive<i32> {
+    match format {
+        DdFormat::Ddgz => 1..=12,
+        DdFormat::Ddxz => 0..=9,
+        DdFormat::Ddraw => 0..=12,
+    }
+}
+
+/// Write the whole disk of `image` into `staged` (not yet published).
+pub fn write_dd_to(
+    image: &Path,
+    staged: &Staged,
+    opts: &DdOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<DdReport, ArtifactError> {
+    let range = level_range(opts.format);
+    if !range.contains(&opts.level) {
+        return Err(ArtifactError::Invalid(format!(
+            "{} level {} is out of range {}..={}",
+            opts.format.filetype(),
+            opts.level,
+            range.start(),
+            range.end()
+        )));
+    }
     let dev = open_device(image)?;
     let werr = |source: io::Error| ArtifactError::Write {
-        path: output.to_owned(),
+        path: staged.dest().to_owned(),
         source,
     };
-    let dir = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".kiln-dd-")
-        .tempfile_in(dir)
-        .map_err(werr)?;
-    let file: File = tmp.as_file().try_clone().map_err(werr)?;
+    let file: File = staged.file()?;
     let size = dev.device.size();
     let mut buf = vec![0u8; CHUNK];
     let mut p = Progress::default();
@@ -183,14 +210,7 @@ pub fn write_dd(
             xz.finish().map_err(werr)?.flush().map_err(werr)?;
         }
     }
-    let out_bytes = std::fs::metadata(tmp.path()).map_err(werr)?.len();
-    // tempfile creates 0600; an artifact is as readable as any new file.
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
-            .map_err(werr)?;
-    }
-    tmp.persist(output).map_err(|e| werr(e.error))?;
+    let out_bytes = std::fs::metadata(staged.path()).map_err(werr)?.len();
     Ok(DdReport {
         disk_bytes: size,
         out_bytes,

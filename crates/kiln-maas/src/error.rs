@@ -29,6 +29,18 @@ pub enum ArtifactError {
         #[source]
         source: io::Error,
     },
+    /// Writing the tar stream failed (the cause says why: disk full, …).
+    #[error("cannot write `/{entry}` into the tarball")]
+    Stream {
+        /// The entry being written (empty: the end of the archive).
+        entry: String,
+        /// Cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The output may not be written there (it is the input, a device, …).
+    #[error(transparent)]
+    Output(#[from] kiln_image::output::OutputError),
     /// The local curtin directory could not be read.
     #[error("cannot read the curtin directory `{path}`")]
     Curtin {

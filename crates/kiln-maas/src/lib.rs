@@ -10,6 +10,6 @@ pub mod error;
 pub mod tgz;
 pub mod upload;
 
-pub use dd::{DdFormat, DdOptions, DdReport, write_dd};
+pub use dd::{DdFormat, DdOptions, DdReport, write_dd, write_dd_to};
 pub use error::ArtifactError;
-pub use tgz::{BootPartition, Progress, TgzOptions, TgzReport, write_tgz};
+pub use tgz::{BootPartition, Progress, TgzOptions, TgzReport, write_tgz, write_tgz_to};

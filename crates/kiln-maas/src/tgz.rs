@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use kiln_image::fs::{FileSystem, FileType, Inode, Run, WalkEntry, walk};
 use kiln_image::gzip::ParallelGzWriter;
+use kiln_image::output::Staged;
+use kiln_image::qcow2::backing_chain;
 use kiln_image::scrub::{Action, Scrub};
 use kiln_image::tar::{EntryHeader, EntryKind, TarWriter};
 use kiln_image::{Disk, ImageError, RootSelector};
@@ -185,8 +187,8 @@ fn archive_path(prefix: &str, rel: &[u8], dir: bool) -> Vec<u8> {
 
 impl<W: Write> Emitter<'_, W> {
     fn io_err(&self, entry: &[u8], e: io::Error) -> ArtifactError {
-        ArtifactError::Write {
-            path: PathBuf::from(format!("(tar stream at `/{}`)", lossy(entry))),
+        ArtifactError::Stream {
+            entry: lossy(entry),
             source: e,
         }
     }
@@ -376,11 +378,20 @@ impl<W: Write> Emitter<'_, W> {
         Ok(())
     }
 
+    /// The local curtin directory as `curtin/`. Nothing outside it enters
+    /// the archive: symlinks are stored as links (never followed), and
+    /// devices, FIFOs and sockets are refused.
     fn curtin(&mut self, dir: &Path) -> Result<(), ArtifactError> {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::PermissionsExt;
         let cerr = |path: &Path, source: io::Error| ArtifactError::Curtin {
             path: path.to_owned(),
             source,
         };
+        let top = std::fs::symlink_metadata(dir).map_err(|e| cerr(dir, e))?;
+        if !top.is_dir() {
+            return Err(cerr(dir, io::Error::other("not a directory")));
+        }
         self.dir("curtin", 0o750)?;
         let mut stack = vec![(dir.to_path_buf(), "curtin".to_owned())];
         while let Some((local, rel)) = stack.pop() {
@@ -393,12 +404,29 @@ impl<W: Write> Emitter<'_, W> {
                 let p = item.path();
                 let name = item.file_name().to_string_lossy().into_owned();
                 let r = format!("{rel}/{name}");
-                let md = std::fs::metadata(&p).map_err(|e| cerr(&p, e))?;
-                if md.is_dir() {
+                let md = std::fs::symlink_metadata(&p).map_err(|e| cerr(&p, e))?;
+                let mtime = md
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs() as i64);
+                let ft = md.file_type();
+                if ft.is_dir() {
                     self.dir(&r, 0o750)?;
                     stack.push((p, r));
-                } else if md.is_file() {
-                    use std::os::unix::fs::PermissionsExt;
+                } else if ft.is_symlink() {
+                    let target = std::fs::read_link(&p).map_err(|e| cerr(&p, e))?;
+                    let mut h = EntryHeader::new(
+                        &archive_path("", r.as_bytes(), false),
+                        EntryKind::Symlink(target.as_os_str().as_bytes().to_vec()),
+                    );
+                    h.mode = 0o777;
+                    h.mtime.sec = mtime;
+                    self.tar
+                        .start_entry(&h)
+                        .map_err(|e| self.io_err(r.as_bytes(), e))?;
+                    self.p.entries += 1;
+                } else if ft.is_file() {
                     let data = std::fs::read(&p).map_err(|e| cerr(&p, e))?;
                     let mut h =
                         EntryHeader::new(&archive_path("", r.as_bytes(), false), EntryKind::File);
@@ -408,15 +436,18 @@ impl<W: Write> Emitter<'_, W> {
                         0o640
                     };
                     h.size = data.len() as u64;
-                    h.mtime.sec = md
-                        .modified()
-                        .ok()
-                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                        .map_or(0, |d| d.as_secs() as i64);
+                    h.mtime.sec = mtime;
                     self.tar
                         .append(&h, &data)
                         .map_err(|e| self.io_err(r.as_bytes(), e))?;
                     self.p.entries += 1;
+                } else {
+                    return Err(cerr(
+                        &p,
+                        io::Error::other(
+                            "a device, FIFO or socket cannot go into `curtin/`: only files, directories and symlinks",
+                        ),
+                    ));
                 }
             }
         }
@@ -498,36 +529,48 @@ pub fn write_rootfs_tar<W: Write>(
     let mut report = em.report;
     report.entries = em.p.entries;
     let tar_bytes_before = em.tar.written();
-    let w = em.tar.finish().map_err(|e| ArtifactError::Write {
-        path: PathBuf::from("(tar stream)"),
+    let w = em.tar.finish().map_err(|e| ArtifactError::Stream {
+        entry: String::new(),
         source: e,
     })?;
     report.tar_bytes = tar_bytes_before + 1024;
     Ok((w, report))
 }
 
-/// Write the MAAS root tarball of `image` to `output` (a temporary name in
-/// the same directory, renamed when complete).
+/// Write the MAAS root tarball of `image` to `output`, replacing an
+/// existing regular file (see [`kiln_image::output`] for the rules; the
+/// CLI and the build use [`write_tgz_to`] to scan before publishing).
 pub fn write_tgz(
     image: &Path,
     output: &Path,
     opts: &TgzOptions,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<TgzReport, ArtifactError> {
+    let staged = Staged::create(output, "tgz", &backing_chain(image), true)?;
+    let report = write_tgz_to(image, &staged, opts, progress)?;
+    staged.publish()?;
+    Ok(report)
+}
+
+/// Write the MAAS root tarball of `image` into `staged` (not yet published).
+pub fn write_tgz_to(
+    image: &Path,
+    staged: &Staged,
+    opts: &TgzOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<TgzReport, ArtifactError> {
+    if !(1..=12).contains(&opts.level) {
+        return Err(ArtifactError::Invalid(format!(
+            "gzip level {} is out of range 1..=12",
+            opts.level
+        )));
+    }
     let disk = Disk::open(image)?;
     let werr = |source: io::Error| ArtifactError::Write {
-        path: output.to_owned(),
+        path: staged.dest().to_owned(),
         source,
     };
-    let dir = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".kiln-tgz-")
-        .tempfile_in(dir)
-        .map_err(werr)?;
-    let file: File = tmp.as_file().try_clone().map_err(werr)?;
+    let file: File = staged.file()?;
     let written = Arc::new(AtomicU64::new(0));
     let sink = Counter {
         inner: BufWriter::with_capacity(1 << 20, file),
@@ -539,13 +582,6 @@ pub fn write_tgz(
     sink.flush().map_err(werr)?;
     drop(sink);
     report.gz_bytes = written.load(Ordering::Relaxed);
-    // tempfile creates 0600; an artifact is as readable as any new file.
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
-            .map_err(werr)?;
-    }
-    tmp.persist(output).map_err(|e| werr(e.error))?;
     progress(&Progress {
         bytes_read: 0,
         tar_bytes: report.tar_bytes,

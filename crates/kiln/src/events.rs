@@ -80,12 +80,14 @@ impl Renderer {
 
     pub fn render(&mut self, event: &Event) {
         if self.mode == Mode::Json {
-            if let Ok(json) = serde_json::to_string(event) {
+            let event = event.clone().map_text(&crate::render::redact);
+            if let Ok(json) = serde_json::to_string(&event) {
                 let mut o = std::io::stdout().lock();
                 let _ = writeln!(o, "{json}");
             }
             return;
         }
+        let event = &event.clone().map_text(&crate::render::clean);
         match event {
             Event::BuildStarted { .. } => {}
             Event::Say { build, message } => {

@@ -4,9 +4,14 @@ mod cli;
 mod cmd;
 mod events;
 mod exit;
+mod interrupt;
 mod record;
 mod render;
 
 fn main() -> std::process::ExitCode {
-    cli::run(std::env::args_os().collect()).into()
+    render::install_panic_hook();
+    let exit = cli::run(std::env::args_os().collect());
+    // A writer abandoned by an interrupted build leaves no temporary file.
+    kiln_image::output::remove_staged_files();
+    exit.into()
 }

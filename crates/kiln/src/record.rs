@@ -107,8 +107,13 @@ pub fn write(
             .collect();
         let path = dir.join(format!("{name}.json"));
         let text = serde_json::to_string_pretty(&record).unwrap_or_default();
-        if std::fs::write(&path, redactor.redact(&text).as_bytes()).is_ok() {
-            written.push(path);
+        match kiln_image::output::write_replacing(
+            &path,
+            "record",
+            redactor.redact(&text).as_bytes(),
+        ) {
+            Ok(()) => written.push(path),
+            Err(e) => crate::render::error_chain(&e, None),
         }
     }
     written

@@ -1,26 +1,86 @@
 //! Everything kiln writes to the terminal goes through here: plain text,
-//! `error:`/`hint:` messages, and template diagnostics drawn by miette.
+//! `error:`/`caused by:`/`hint:` messages, template diagnostics drawn by
+//! miette, and (from [`crate::events`]) build events.
+//!
+//! Two properties hold for every byte printed, whoever composed the line:
+//! - it passes the redactor that knows the command's sensitive values
+//!   ([`set_redactor`], set as soon as a template is loaded), so a message
+//!   that quotes a provisioner's output, an error chain or a panic cannot
+//!   carry a secret;
+//! - human text has its control characters escaped ([`clean`]), so a file
+//!   name from an image or a backing-file name cannot drive the terminal.
 
 use std::io::{IsTerminal, Write};
+use std::sync::RwLock;
 
+use kiln_secret::Redactor;
 use kiln_template::diag::Diag;
+
+static REDACTOR: RwLock<Option<Redactor>> = RwLock::new(None);
+
+/// Mask these values in everything printed from now on (adds to what was
+/// set before).
+pub fn set_redactor(r: &Redactor) {
+    if let Ok(mut g) = REDACTOR.write() {
+        *g = Some(match g.take() {
+            Some(old) => old.with(r.secrets().iter().cloned()),
+            None => r.clone(),
+        });
+    }
+}
+
+/// `text` with every known secret masked.
+pub fn redact(text: &str) -> String {
+    match REDACTOR.read() {
+        Ok(g) => match g.as_ref() {
+            Some(r) => r.redact(text).into_owned(),
+            None => text.to_owned(),
+        },
+        Err(_) => text.to_owned(),
+    }
+}
+
+/// `text` redacted, with control characters (ESC, BEL, CR, …; not newline
+/// or tab) written as `\x1b`-style escapes.
+pub fn clean(text: &str) -> String {
+    escape_controls(&redact(text))
+}
+
+/// Control characters other than newline and tab, escaped.
+pub fn escape_controls(text: &str) -> String {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return text.to_owned();
+    }
+    let mut s = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            s.push_str(&c.escape_default().to_string().replace("\\u{", "\\x{"));
+        } else {
+            s.push(c);
+        }
+    }
+    s
+}
 
 /// Write a line to standard output.
 pub fn out(text: &str) {
     let mut o = std::io::stdout().lock();
-    let _ = writeln!(o, "{text}");
+    let _ = writeln!(o, "{}", clean(text));
 }
 
-/// Write text to standard output as is.
+/// Write text to standard output, redacted but otherwise as is (`fmt`).
 pub fn out_raw(text: &str) {
     let mut o = std::io::stdout().lock();
-    let _ = write!(o, "{text}");
+    let _ = write!(o, "{}", redact(text));
 }
 
 /// Write a line to standard error.
 pub fn err_line(text: &str) {
     let mut e = std::io::stderr().lock();
-    let _ = writeln!(e, "{text}");
+    let _ = writeln!(e, "{}", clean(text));
 }
 
 /// `error: …` then `hint: …`.
@@ -29,6 +89,27 @@ pub fn error(message: &str, hint: Option<&str>) {
     if let Some(h) = hint {
         err_line(&format!("hint: {h}"));
     }
+}
+
+/// `error:` the failure, `caused by:` each of its sources, then `hint:`.
+pub fn error_chain(err: &dyn std::error::Error, hint: Option<&str>) {
+    err_line(&format!("error: {err}"));
+    let mut source = err.source();
+    while let Some(s) = source {
+        err_line(&format!("caused by: {s}"));
+        source = s.source();
+    }
+    if let Some(h) = hint {
+        err_line(&format!("hint: {h}"));
+    }
+}
+
+/// Every panic message passes the redactor too.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        err_line(&format!("kiln panicked: {info}"));
+        err_line("hint: this is a bug in kiln; please report it with the command line");
+    }));
 }
 
 fn color() -> bool {
@@ -57,7 +138,21 @@ pub fn diagnostics(errors: &[Diag], warnings: &[Diag]) {
     let c = color();
     let mut e = std::io::stderr().lock();
     for d in warnings.iter().chain(errors) {
-        let _ = write!(e, "{}", diagnostic_text(d, c));
+        let _ = write!(e, "{}", redact(&diagnostic_text(d, c)));
         let _ = writeln!(e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_but_not_newlines() {
+        assert_eq!(
+            escape_controls("a\x1b[2Jb\tc\nd\x07\r"),
+            "a\\x{1b}[2Jb\tc\nd\\x{7}\\r"
+        );
+        assert_eq!(escape_controls("plain"), "plain");
     }
 }

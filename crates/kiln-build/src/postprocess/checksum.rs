@@ -67,6 +67,8 @@ pub enum ChecksumPpError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Output(#[from] kiln_image::output::OutputError),
 }
 
 fn digest(kind: &str, path: &Path) -> Result<String, ChecksumPpError> {
@@ -121,6 +123,10 @@ pub fn run(
             path: out.clone(),
             source,
         };
+        let inputs: Vec<PathBuf> = input.files.iter().map(|f| cwd.join(f)).collect();
+        // Packer appends to the checksum file; it must still be a regular
+        // file and not one of the files it describes.
+        kiln_image::output::check_output(&out, &inputs, true)?;
         for file in input.files.iter().filter(|f| cwd.join(f).is_file()) {
             let hex = digest(kind, &cwd.join(file))?;
             if !out.exists() {

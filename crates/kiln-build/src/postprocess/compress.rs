@@ -9,6 +9,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use kiln_image::gzip::ParallelGzWriter;
+use kiln_image::output::Staged;
 use kiln_image::tar::{EntryHeader, EntryKind, TarWriter};
 use kiln_qemu::placeholders::{self, TemplateData};
 use kiln_template::body::Body;
@@ -131,6 +132,8 @@ pub enum CompressError {
     Template(#[from] placeholders::PlaceholderError),
     #[error("can only compress one file without tar; the artifact has {0}")]
     TooManyFiles(usize),
+    #[error(transparent)]
+    Output(#[from] kiln_image::output::OutputError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -138,7 +141,8 @@ pub enum CompressError {
     },
 }
 
-/// Write the archive next to a temporary name and rename it into place.
+/// Write the archive to a temporary name beside the output and rename it
+/// into place when complete (see [`kiln_image::output`]).
 pub fn run(
     cfg: &CompressConfig,
     input: &Artifact,
@@ -168,47 +172,43 @@ pub fn run(
     if let Some(dir) = target.parent() {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
-    let partial = PathBuf::from(format!("{}.partial", target.display()));
-    let result = (|| {
-        let out = std::io::BufWriter::new(std::fs::File::create(&partial).map_err(io(&partial))?);
-        let total: u64 = files
-            .iter()
-            .filter_map(|f| std::fs::metadata(f).ok())
-            .map(|m| m.len())
-            .sum();
-        let sink = encoder(out, cfg.algorithm, cfg.level).map_err(io(&partial))?;
-        let mut counted = Counting {
-            inner: sink,
-            done: 0,
-            total,
-            progress,
-        };
-        if cfg.tar {
-            let mut tar = TarWriter::new(&mut counted);
-            for f in &files {
-                let meta = std::fs::metadata(f).map_err(io(f))?;
-                let name = f
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let mut h = EntryHeader::new(name.as_bytes(), EntryKind::File);
-                h.size = meta.len();
-                h.mode = 0o644;
-                tar.start_entry(&h).map_err(io(&partial))?;
-                copy_into(f, |b| tar.write_data(b)).map_err(io(f))?;
-            }
-            tar.finish().map_err(io(&partial))?;
-        } else {
-            copy_into(&files[0], |b| counted.write_all(b)).map_err(io(&files[0]))?;
+    // Never the input itself, never through a device or symlink; the
+    // archive is published only when complete.
+    let staged = Staged::create(&target, "compress", &files, true)?;
+    let partial = staged.path().to_path_buf();
+    let out = std::io::BufWriter::new(staged.file()?);
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let sink = encoder(out, cfg.algorithm, cfg.level).map_err(io(&target))?;
+    let mut counted = Counting {
+        inner: sink,
+        done: 0,
+        total,
+        progress,
+    };
+    if cfg.tar {
+        let mut tar = TarWriter::new(&mut counted);
+        for f in &files {
+            let meta = std::fs::metadata(f).map_err(io(f))?;
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut h = EntryHeader::new(name.as_bytes(), EntryKind::File);
+            h.size = meta.len();
+            h.mode = 0o644;
+            tar.start_entry(&h).map_err(io(&partial))?;
+            copy_into(f, |b| tar.write_data(b)).map_err(io(f))?;
         }
-        counted.inner.finish().map_err(io(&partial))?;
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&partial);
-        return Err(e);
+        tar.finish().map_err(io(&partial))?;
+    } else {
+        copy_into(&files[0], |b| counted.write_all(b)).map_err(io(&files[0]))?;
     }
-    std::fs::rename(&partial, &target).map_err(io(&target))?;
+    counted.inner.finish().map_err(io(&target))?;
+    staged.publish()?;
     Ok(Artifact::new(
         "compress",
         &target.display().to_string(),

@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use kiln_image::RootSelector;
+use kiln_image::output::Staged;
+use kiln_image::qcow2::backing_chain;
 use kiln_image::scan::{ScanConfig, ScanReport};
 use kiln_maas::{BootPartition, DdFormat, DdOptions, TgzOptions};
 use kiln_qemu::placeholders::{self, TemplateData};
@@ -371,23 +373,25 @@ pub async fn run_tgz(
         scrub,
         ..TgzOptions::default()
     };
+    let staged = stage_output(&image, &output, "tgz", ev)?;
     ev.say(format!(
         "Writing the MAAS root tarball {}",
         output.display()
     ));
-    let (image2, output2, ev2) = (image.clone(), output.clone(), ev.clone());
-    let report = tokio::task::spawn_blocking(move || {
+    let (image2, ev2) = (image.clone(), ev.clone());
+    let (staged, report) = tokio::task::spawn_blocking(move || {
         let mut last = 0u64;
-        kiln_maas::write_tgz(&image2, &output2, &opts, &mut |p| {
+        let r = kiln_maas::write_tgz_to(&image2, &staged, &opts, &mut |p| {
             if p.bytes_read.abs_diff(last) >= 32 << 20 {
                 last = p.bytes_read;
                 ev2.progress("maas-tgz", p.bytes_read, None);
             }
-        })
+        });
+        r.map(|r| (staged, r))
     })
     .await
     .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| error_text(&e))?;
     ev.say(format!(
         "Root tarball: {} entries, {} bytes of tar, {} bytes gzip'd (root partition {})",
         report.entries, report.tar_bytes, report.gz_bytes, report.root_partition
@@ -395,13 +399,47 @@ pub async fn run_tgz(
     for n in &report.notes {
         ev.warn(n.clone());
     }
+    let scan = gate(&cfg.scan, &staged, leak, ev).await?;
+    publish(staged)?;
     let artifact = Artifact::new(
         "maas-tgz",
         &output.display().to_string(),
         vec![output.clone()],
     );
-    let scan = gate(&cfg.scan, &output, leak, ev).await?;
     Ok((artifact, scan))
+}
+
+/// The temporary file an artifact is written to until the gate accepts
+/// it; the output must not be the input disk (or a file of its backing
+/// chain) nor anything but a regular file. A previous build's artifact is
+/// replaced, and the build says so.
+fn stage_output(
+    image: &Path,
+    output: &Path,
+    prefix: &str,
+    ev: &BuildEvents,
+) -> Result<Staged, String> {
+    let staged =
+        Staged::create(output, prefix, &backing_chain(image), true).map_err(|e| error_text(&e))?;
+    if staged.replaces() {
+        ev.say(format!("Replacing the existing {}", output.display()));
+    }
+    Ok(staged)
+}
+
+fn publish(staged: Staged) -> Result<(), String> {
+    staged.publish().map(|_| ()).map_err(|e| error_text(&e))
+}
+
+/// An error and its causes on one line (`…: caused by …`).
+fn error_text(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(&format!(": {c}"));
+        src = c.source();
+    }
+    s
 }
 
 /// `maas-dd`: write, then scan.
@@ -431,41 +469,46 @@ pub async fn run_dd(
         level: cfg.level,
         threads: 0,
     };
+    let staged = stage_output(&image, &output, "dd", ev)?;
     ev.say(format!("Writing the MAAS disk image {}", output.display()));
-    let (image2, output2, ev2) = (image.clone(), output.clone(), ev.clone());
-    let report = tokio::task::spawn_blocking(move || {
+    let (image2, ev2) = (image.clone(), ev.clone());
+    let (staged, report) = tokio::task::spawn_blocking(move || {
         let mut last = 0u64;
-        kiln_maas::write_dd(&image2, &output2, &opts, &mut |p| {
+        let r = kiln_maas::write_dd_to(&image2, &staged, &opts, &mut |p| {
             if p.bytes_read.abs_diff(last) >= 64 << 20 {
                 last = p.bytes_read;
                 ev2.progress("maas-dd", p.bytes_read, None);
             }
-        })
+        });
+        r.map(|r| (staged, r))
     })
     .await
     .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| error_text(&e))?;
     ev.say(format!(
         "Disk image: {} bytes of disk, {} bytes written",
         report.disk_bytes, report.out_bytes
     ));
+    let scan = gate(&cfg.scan, &staged, leak, ev).await?;
+    publish(staged)?;
     let artifact = Artifact::new(
         "maas-dd",
         &output.display().to_string(),
         vec![output.clone()],
     );
-    let scan = gate(&cfg.scan, &output, leak, ev).await?;
     Ok((artifact, scan))
 }
 
-/// The leak-scan gate: findings fail the post-processor, and the leaking
-/// artifact is removed so it cannot be published by accident.
+/// The leak-scan gate, run on the finished artifact before it is
+/// published: findings fail the post-processor, and the leaking artifact
+/// never appears at its output path.
 async fn gate(
     gate: &ScanGate,
-    artifact: &Path,
+    staged: &Staged,
     leak: &LeakContext,
     ev: &BuildEvents,
 ) -> Result<Option<ScanReport>, String> {
+    let artifact = staged.dest();
     if !gate.enabled {
         ev.warn(format!("leak scan disabled for {}", artifact.display()));
         return Ok(None);
@@ -484,11 +527,17 @@ async fn gate(
         passwords: leak.passwords.clone(),
         allow: gate.allow.clone(),
     };
-    let path = artifact.to_path_buf();
+    let path = staged.path().to_path_buf();
     let report = tokio::task::spawn_blocking(move || kiln_image::scan::scan_path(&path, &cfg))
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| format!("leak scan of {}: {e}", artifact.display()))?;
+        .map_err(|e| {
+            format!(
+                "leak scan of {} (not published): {}",
+                artifact.display(),
+                error_text(&e)
+            )
+        })?;
     if report.is_clean() {
         ev.say(format!(
             "Leak scan: clean ({} files, {} allowed findings)",
@@ -498,7 +547,7 @@ async fn gate(
         return Ok(Some(report));
     }
     let mut msg = format!(
-        "leak scan found {} problem(s) in {}; the artifact was removed:",
+        "leak scan found {} problem(s) in {}; the artifact was not published:",
         report.findings.len(),
         artifact.display()
     );
@@ -511,7 +560,6 @@ async fn gate(
     msg.push_str(
         "\nfix the image, or accept a finding with `scan { allow = [\"RULE:PATH-GLOB\"] }`",
     );
-    let _ = std::fs::remove_file(artifact);
     Err(msg)
 }
 

@@ -170,13 +170,10 @@ pub fn append(
             source,
         })?;
     }
-    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
-    std::fs::write(&tmp, json)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|source| ManifestError::Write {
-            path: path.to_path_buf(),
-            source,
-        })
+    kiln_image::output::write_replacing(path, "manifest", &json).map_err(|e| ManifestError::Write {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    })
 }
 
 /// An exclusive lock file, removed on drop; held for a few milliseconds.

@@ -137,6 +137,7 @@ pub fn run(args: &Args) -> Exit {
         }
     }
     let redactor = Redactor::new(secrets.clone());
+    render::set_redactor(&redactor);
     let run_id = run_uuid();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -1,9 +1,11 @@
 //! `kiln maas`: MAAS artifacts from any existing image (a Packer output,
 //! say), without root, nbd or FUSE, and their upload.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use kiln_image::RootSelector;
+use kiln_image::output::Staged;
+use kiln_image::qcow2::backing_chain;
 use kiln_image::scan::{ScanConfig, scan_path};
 use kiln_maas::{BootPartition, DdFormat, DdOptions, TgzOptions};
 
@@ -24,9 +26,12 @@ pub enum Command {
 pub struct TgzArgs {
     /// qcow2 (backing chains included) or raw disk image.
     pub image: PathBuf,
-    /// Output tarball.
+    /// Output tarball (`-` writes it to standard output once it passed the scan).
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub force: bool,
     /// Root partition by number (default: the ext4 partition holding /etc/os-release).
     #[arg(long = "root-partition")]
     pub root_partition: Option<u32>,
@@ -40,7 +45,8 @@ pub struct TgzArgs {
     #[arg(long)]
     pub curtin: Option<PathBuf>,
     /// gzip level 1–12 (default 6).
-    #[arg(long, default_value_t = kiln_maas::tgz::DEFAULT_LEVEL)]
+    #[arg(long, default_value_t = kiln_maas::tgz::DEFAULT_LEVEL,
+          value_parser = clap::value_parser!(i32).range(1..=12))]
     pub level: i32,
     /// Write the tree as it is (no machine-id/host-key/cloud-init cleanup).
     #[arg(long = "no-scrub")]
@@ -55,12 +61,18 @@ pub struct TgzArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct DdArgs {
+    /// qcow2 (backing chains included) or raw disk image.
     pub image: PathBuf,
+    /// Output file (`-` writes it to standard output once it passed the scan).
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub force: bool,
     /// ddgz (default), ddxz or ddraw.
     #[arg(long, default_value = "ddgz")]
     pub format: String,
+    /// Compression level: gzip 1–12, xz 0–9 (default 6).
     #[arg(long, default_value_t = 6)]
     pub level: i32,
     #[arg(long = "no-scan")]
@@ -95,8 +107,14 @@ pub struct UploadArgs {
 
 pub fn run(cmd: &Command) -> Exit {
     match cmd {
-        Command::Tgz(a) => tgz(a),
-        Command::Dd(a) => dd(a),
+        Command::Tgz(a) => {
+            crate::interrupt::remove_outputs_on_signal();
+            tgz(a)
+        }
+        Command::Dd(a) => {
+            crate::interrupt::remove_outputs_on_signal();
+            dd(a)
+        }
         Command::Upload(a) => upload(a),
     }
 }
@@ -124,9 +142,11 @@ fn tgz(a: &TgzArgs) -> Exit {
         scrub: (!a.no_scrub).then(|| kiln_image::scrub::Scrub::with_defaults(&[])),
         ..TgzOptions::default()
     };
+    let Ok(staged) = stage(&a.image, &a.output, "tgz", a.force) else {
+        return Exit::Usage;
+    };
     let started = std::time::Instant::now();
-    let report = kiln_maas::write_tgz(&a.image, &a.output, &opts, &mut |_| {});
-    match report {
+    match kiln_maas::write_tgz_to(&a.image, &staged, &opts, &mut |_| {}) {
         Ok(r) => {
             render::err_line(&format!(
                 "wrote {}: {} entries, {} bytes of tar, {} bytes gzip'd, root partition {}, in {:.1} s",
@@ -145,23 +165,36 @@ fn tgz(a: &TgzArgs) -> Exit {
             }
         }
         Err(e) => {
-            render::error(&format!("{}: {e}", a.image.display()), None);
+            render::error_chain(&e, None);
             return Exit::Failed;
         }
     }
-    scan_result(&a.output, a.no_scan, &a.allow)
+    gate_and_publish(staged, a.no_scan, &a.allow)
 }
 
 fn dd(a: &DdArgs) -> Exit {
     let Some(format) = DdFormat::parse(&a.format) else {
         return crate::cli::usage_error("--format takes ddgz, ddxz or ddraw");
     };
+    let range = kiln_maas::dd::level_range(format);
+    if !range.contains(&a.level) {
+        return crate::cli::usage_error(&format!(
+            "--level {} is out of range for {}: {}..={}",
+            a.level,
+            format.filetype(),
+            range.start(),
+            range.end()
+        ));
+    }
     let opts = DdOptions {
         format,
         level: a.level,
         threads: 0,
     };
-    match kiln_maas::write_dd(&a.image, &a.output, &opts, &mut |_| {}) {
+    let Ok(staged) = stage(&a.image, &a.output, "dd", a.force) else {
+        return Exit::Usage;
+    };
+    match kiln_maas::write_dd_to(&a.image, &staged, &opts, &mut |_| {}) {
         Ok(r) => render::err_line(&format!(
             "wrote {}: {} bytes of disk, {} bytes written",
             a.output.display(),
@@ -169,40 +202,71 @@ fn dd(a: &DdArgs) -> Exit {
             r.out_bytes
         )),
         Err(e) => {
-            render::error(&format!("{}: {e}", a.image.display()), None);
+            render::error_chain(&e, None);
             return Exit::Failed;
         }
     }
-    scan_result(&a.output, a.no_scan, &a.allow)
+    gate_and_publish(staged, a.no_scan, &a.allow)
 }
 
-/// The leak scan of a written artifact: findings make the command fail
-/// (the file is kept for inspection; nothing was published).
-fn scan_result(path: &std::path::Path, skip: bool, allow: &[String]) -> Exit {
-    if skip {
-        return Exit::Ok;
-    }
-    let cfg = ScanConfig {
-        allow: allow
-            .iter()
-            .map(|a| kiln_build::postprocess::maas::parse_allow(a))
-            .collect(),
-        ..ScanConfig::default()
+/// Where an artifact is written until it is accepted: beside `output`
+/// (which must not be the image or a file of its backing chain, nor
+/// anything but a regular file, replaced only with `--force`), or in the
+/// temporary directory for `-o -`.
+fn stage(image: &Path, output: &Path, prefix: &str, force: bool) -> Result<Staged, ()> {
+    let staged = if output == Path::new("-") {
+        Staged::for_stream(prefix)
+    } else {
+        Staged::create(output, prefix, &backing_chain(image), force)
     };
-    match scan_path(path, &cfg) {
-        Ok(r) if r.is_clean() => Exit::Ok,
-        Ok(r) => {
-            for f in &r.findings {
-                render::err_line(&format!("leak: {} {} {}", f.rule, f.path, f.excerpt));
+    staged.map_err(|e| {
+        let hint = e.hint();
+        render::error_chain(&e, hint);
+    })
+}
+
+/// The leak scan of the finished artifact, before it is published: a
+/// leaking artifact never appears at the output path.
+fn gate_and_publish(staged: Staged, skip: bool, allow: &[String]) -> Exit {
+    if !skip {
+        let cfg = ScanConfig {
+            allow: allow
+                .iter()
+                .map(|a| kiln_build::postprocess::maas::parse_allow(a))
+                .collect(),
+            ..ScanConfig::default()
+        };
+        match scan_path(staged.path(), &cfg) {
+            Ok(r) if r.is_clean() => {}
+            Ok(r) => {
+                for f in &r.findings {
+                    render::err_line(&format!("leak: {} {} {}", f.rule, f.path, f.excerpt));
+                }
+                render::error(
+                    &format!(
+                        "{} leaks {} finding(s); it was not written",
+                        staged.dest().display(),
+                        r.findings.len()
+                    ),
+                    Some("fix the image, or accept a finding with --allow RULE:GLOB"),
+                );
+                return Exit::Failed;
             }
-            render::error(
-                &format!("{} leaks {} finding(s)", path.display(), r.findings.len()),
-                Some("fix the image, or accept a finding with --allow RULE:GLOB"),
-            );
-            Exit::Failed
+            Err(e) => {
+                render::error_chain(&e, Some("the artifact was not written"));
+                return Exit::Failed;
+            }
         }
+    }
+    let published = if staged.dest() == Path::new("-") {
+        staged.publish_to(&mut std::io::stdout().lock()).map(|_| ())
+    } else {
+        staged.publish().map(|_| ())
+    };
+    match published {
+        Ok(()) => Exit::Ok,
         Err(e) => {
-            render::error(&format!("scan of {}: {e}", path.display()), None);
+            render::error_chain(&e, None);
             Exit::Failed
         }
     }

@@ -28,6 +28,8 @@ pub fn load_template(args: &TemplateArgs, failed: Exit) -> Result<Loaded, Exit> 
     };
     match load::load(&opts) {
         Ok(l) => {
+            // From here on, nothing printed can carry a sensitive value.
+            render::set_redactor(&kiln_secret::Redactor::new(l.sensitive_values()));
             render::diagnostics(&[], &l.warnings);
             Ok(l)
         }
