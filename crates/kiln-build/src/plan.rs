@@ -221,7 +221,7 @@ pub fn preview_facts(cfg: &QemuConfig, accelerator: Accelerator) -> RuntimeFacts
         } else {
             0
         },
-        vnc_port: None,
+        vnc_port: cfg.vnc.enabled.then_some(cfg.vnc.port_min),
         iso_path: if cfg.disk_image || cfg.iso_urls.is_empty() {
             None
         } else {

@@ -53,6 +53,10 @@ pub enum Command {
     },
     /// Rewrite HCL files in the canonical format, as `packer fmt`.
     Fmt(cmd::fmt::Args),
+    /// Check a template's `required_plugins` against what kiln provides (Packer's `packer init`).
+    Init(cmd::init::Args),
+    /// Print kiln's version and the Packer version whose semantics it follows.
+    Version,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +80,9 @@ pub struct TemplateArgs {
     /// All builds but those matching these globs (comma-separated or repeated).
     #[arg(long, value_name = "GLOB")]
     pub except: Vec<String>,
+    /// Treat an unmet `required_version` as a warning (templates that pin a newer Packer).
+    #[arg(long = "ignore-version-constraint")]
+    pub ignore_version_constraint: bool,
     /// A template directory, or a single `.pkr.hcl`/`.pkr.json` file.
     #[arg(value_name = "PATH")]
     pub path: PathBuf,
@@ -94,6 +101,7 @@ impl TemplateArgs {
         opts.var_files.clone_from(&self.var_files);
         opts.only.clone_from(&self.only);
         opts.except.clone_from(&self.except);
+        opts.ignore_version_constraint = self.ignore_version_constraint;
         Ok(opts)
     }
 }
@@ -122,6 +130,7 @@ const SINGLE_DASH: &[&str] = &[
     "from",
     "until",
     "resume",
+    "upgrade",
 ];
 
 /// Turn Packer's `-var x=1` / `-var=x=1` into `--var …` (before any `--`).
@@ -181,7 +190,23 @@ pub fn run(args: Vec<OsString>) -> Exit {
             command: VarsCommand::Explain(a),
         } => cmd::vars::explain(&a),
         Command::Fmt(a) => cmd::fmt::run(&a),
+        Command::Init(a) => cmd::init::run(&a),
+        Command::Version => {
+            render::out(&version_text());
+            Exit::Ok
+        }
     }
+}
+
+/// `kiln version`: kiln's own version and the Packer version whose
+/// semantics it follows (what `required_version` is checked against).
+pub fn version_text() -> String {
+    format!(
+        "kiln {}
+Packer semantics: {}",
+        env!("CARGO_PKG_VERSION"),
+        kiln_template::load::PACKER_COMPAT_VERSION
+    )
 }
 
 /// Report a bad flag value.

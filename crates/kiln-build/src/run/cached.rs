@@ -405,6 +405,7 @@ pub(crate) struct ArgvFacts<'a> {
     pub disks: &'a [String],
     pub qmp_socket: &'a str,
     pub ssh_host_port: Option<u16>,
+    pub vnc_port: Option<u16>,
     pub media: &'a [(&'a str, &'a str)],
 }
 
@@ -466,6 +467,26 @@ pub(crate) fn tokenize(
         {
             arg = arg.replace(&format!(":{port}-"), ":{kiln:ssh_port}-");
             values.insert("ssh_port".into(), port.to_string());
+        }
+        // The VNC display is picked per run: `ADDR:DISPLAY[,options]`.
+        if let Some(port) = f.vnc_port
+            && prev == "-vnc"
+        {
+            let display = port.saturating_sub(5900).to_string();
+            let (head, tail) = arg
+                .split_once(',')
+                .map_or((arg.as_str(), ""), |(h, t)| (h, t));
+            if let Some((addr, d)) = head.rsplit_once(':')
+                && d == display
+            {
+                let rest = if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!(",{tail}")
+                };
+                arg = format!("{addr}:{{kiln:vnc_display}}{rest}");
+                values.insert("vnc_display".into(), display);
+            }
         }
         out.push(arg);
     }
@@ -1045,6 +1066,7 @@ mod tests {
                 disks: &["output-x/x.img".to_string()],
                 qmp_socket: "/srv/k/qmp.sock",
                 ssh_host_port: Some(2231),
+                vnc_port: None,
                 media: &[("cd", "/srv/k/cd.iso")],
             },
         )
@@ -1076,6 +1098,7 @@ mod tests {
                 disks: &["output-x/other.img".to_string()],
                 qmp_socket: "/srv/k/qmp.sock",
                 ssh_host_port: Some(2231),
+                vnc_port: None,
                 media: &[],
             },
         )

@@ -326,13 +326,32 @@ pub(crate) async fn run(
         _ => None,
     };
 
+    // VNC, when a `vnc_*` option asks for it: a free port in Packer's range.
+    let vnc_port = if cfg.vnc.enabled {
+        Some(
+            free_port(cfg.vnc.port_min, cfg.vnc.port_max)
+                .await
+                .map_err(|e| {
+                    fail(
+                        "run_qemu",
+                        format!(
+                            "no free VNC port in {}..{}: {e}",
+                            cfg.vnc.port_min, cfg.vnc.port_max
+                        ),
+                    )
+                })?,
+        )
+    } else {
+        None
+    };
+
     // QEMU.
     let facts = RuntimeFacts {
         accelerator: decision.accelerator,
         ssh_host_port,
         http_ip: HOST_FROM_GUEST.into(),
         http_port,
-        vnc_port: None,
+        vnc_port,
         iso_path: if cfg.disk_image {
             None
         } else {
@@ -370,6 +389,7 @@ pub(crate) async fn run(
                 disks: &disk_paths,
                 qmp_socket: &facts.qmp_socket,
                 ssh_host_port,
+                vnc_port,
                 media: &media,
             },
         ) {
@@ -540,6 +560,13 @@ pub(crate) async fn run(
         });
     }
     forward_console(&qemu, &ev);
+    if let Some(port) = vnc_port {
+        let vm_qmp = cache_run.as_ref().map(|c| c.vm.qmp());
+        let socket = PathBuf::from(&facts.qmp_socket);
+        announce_vnc(cfg, port, vm_qmp, &socket, &ev)
+            .await
+            .map_err(|e| fail("run_qemu", e))?;
+    }
 
     // Boot command, typed over QMP.
     let boot_steps = kiln_qemu::plan::plan_boot_steps(
@@ -1069,6 +1096,85 @@ fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
 }
 
 /// A free TCP port on 127.0.0.1 in `min..=max`.
+/// Set the VNC password (Packer's `vnc_use_password`: the given one, or a
+/// random one of 8 characters) through QMP and say where to connect, as
+/// packer-plugin-qemu does. A bind address other than loopback exposes the
+/// guest's console to the network: warned about.
+async fn announce_vnc(
+    cfg: &QemuConfig,
+    port: u16,
+    vm_qmp: Option<&Qmp>,
+    socket: &Path,
+    ev: &BuildEvents,
+) -> Result<(), String> {
+    let address = &cfg.vnc.bind_address;
+    let loopback = address
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+        || address == "localhost";
+    if !loopback {
+        ev.warn(format!(
+            "VNC listens on {address}:{port}: anyone who reaches this host can see and type on the guest's console{}",
+            if cfg.vnc.use_password {
+                ""
+            } else {
+                " (no password: set `vnc_use_password = true`)"
+            }
+        ));
+    }
+    let password = if cfg.vnc.use_password {
+        let pw = match &cfg.vnc.password {
+            Some(pw) => pw.expose().clone(),
+            None => random_vnc_password(),
+        };
+        // The cache's VM holds QEMU's only QMP connection; otherwise a
+        // short one of our own.
+        let connected;
+        let qmp = match vm_qmp {
+            Some(q) => q,
+            None => {
+                connected = Qmp::connect(socket, Duration::from_secs(10))
+                    .await
+                    .map_err(|e| format!("VNC password: {e}"))?;
+                &connected
+            }
+        };
+        qmp.execute_raw(
+            "change-vnc-password",
+            Some(serde_json::json!({ "password": pw })),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|e| format!("VNC password: `change-vnc-password`: {e}"))?;
+        Some(pw)
+    } else {
+        None
+    };
+    let shown = if loopback { "127.0.0.1" } else { address };
+    ev.say(format!(
+        "The VM will be run headless, without a GUI. To view its screen, connect via VNC {} to vnc://{shown}:{port}",
+        match &password {
+            Some(pw) => format!("with the password {pw}"),
+            None => "without a password".to_string(),
+        }
+    ));
+    Ok(())
+}
+
+/// Eight characters, as Packer generates when `vnc_password` is unset.
+fn random_vnc_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut bytes);
+    }
+    bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
 async fn free_port(min: u16, max: u16) -> Result<u16, String> {
     let l = crate::http::bind_in_range(std::net::Ipv4Addr::LOCALHOST.into(), min, max)
         .await

@@ -90,6 +90,9 @@ pub struct LoadOptions {
     pub except: Vec<String>,
     /// The working directory (`path.cwd`, relative paths of functions).
     pub cwd: PathBuf,
+    /// `--ignore-version-constraint`: an unmet `required_version` is a
+    /// warning instead of an error.
+    pub ignore_version_constraint: bool,
 }
 
 impl LoadOptions {
@@ -357,6 +360,56 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadFailure> {
     evaluate(parsed, found.root, opts, diags)
 }
 
+/// What `kiln init` reads: the `packer {}` blocks only (no variables are
+/// evaluated, as `packer init` needs none).
+#[derive(Debug)]
+pub struct PackerBlocks {
+    /// `required_version` constraints that the followed Packer version meets.
+    pub required_versions: Vec<String>,
+    /// `required_plugins` entries.
+    pub required_plugins: Vec<RequiredPlugin>,
+    /// Warnings (an ignored version constraint).
+    pub warnings: Vec<Diag>,
+}
+
+/// Read the `packer {}` blocks of the templates at `opts.path`.
+pub fn packer_blocks(opts: &LoadOptions) -> Result<PackerBlocks, LoadFailure> {
+    let failure = |d: Diags| LoadFailure {
+        errors: d.errors,
+        warnings: d.warnings,
+        variables: IndexMap::new(),
+    };
+    let mut diags = Diags::default();
+    let found = match files::discover(&opts.path, &[]) {
+        Ok(f) => f,
+        Err(errors) => {
+            return Err(LoadFailure {
+                errors,
+                warnings: Vec::new(),
+                variables: IndexMap::new(),
+            });
+        }
+    };
+    let parsed = files::parse_all(&found, &mut diags);
+    if !diags.errors.is_empty() {
+        return Err(failure(diags));
+    }
+    let required_versions = version::check_packer_blocks(
+        &parsed.templates,
+        opts.ignore_version_constraint,
+        &mut diags,
+    );
+    let required_plugins = version::required_plugins(&parsed.templates, &mut diags);
+    if !diags.errors.is_empty() {
+        return Err(failure(diags));
+    }
+    Ok(PackerBlocks {
+        required_versions,
+        required_plugins,
+        warnings: diags.warnings,
+    })
+}
+
 /// Load templates and var files given as `(name, text)` pairs, in that
 /// order (for fuzzing and tests). `opts.path` is `path.root`; its
 /// `var_files` are ignored.
@@ -388,7 +441,11 @@ fn evaluate(
     // template directory (`Functions(cfg.Basedir)`), not the working one.
     let fn_dir = root.clone();
 
-    let required_versions = version::check_packer_blocks(&parsed.templates, &mut diags);
+    let required_versions = version::check_packer_blocks(
+        &parsed.templates,
+        opts.ignore_version_constraint,
+        &mut diags,
+    );
     let required_plugins = version::required_plugins(&parsed.templates, &mut diags);
     files::check_top_level(&parsed.templates, &mut diags);
 

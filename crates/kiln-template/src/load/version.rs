@@ -88,7 +88,11 @@ fn literal(f: &SFile, e: &crate::syntax::SExpr, diags: &mut Diags) -> Option<Val
     }
 }
 
-pub(crate) fn check_packer_blocks(files: &[SFile], diags: &mut Diags) -> Vec<String> {
+pub(crate) fn check_packer_blocks(
+    files: &[SFile],
+    ignore_unmet: bool,
+    diags: &mut Diags,
+) -> Vec<String> {
     let mut out = Vec::new();
     for f in files {
         for b in f.body.blocks().filter(|b| b.kind == "packer") {
@@ -137,12 +141,20 @@ pub(crate) fn check_packer_blocks(files: &[SFile], diags: &mut Diags) -> Vec<Str
             };
             match satisfies(PACKER_COMPAT_VERSION, &c) {
                 Ok(true) => out.push(c),
+                Ok(false) if ignore_unmet => diags.push(
+                    Diag::warning("unmet Packer version constraint ignored")
+                        .at(&f.src, a.expr.span.clone())
+                        .detail(format!(
+                            "this template requires Packer `{c}`; kiln follows the semantics of Packer {PACKER_COMPAT_VERSION} (`--ignore-version-constraint`)"
+                        )),
+                ),
                 Ok(false) => diags.push(
                     Diag::error("unsupported Packer version")
                         .at(&f.src, a.expr.span.clone())
                         .detail(format!(
                             "this template requires Packer `{c}`; kiln follows the semantics of Packer {PACKER_COMPAT_VERSION}"
-                        )),
+                        ))
+                        .help("if the template works with that version all the same, pass `--ignore-version-constraint`"),
                 ),
                 Err(m) => diags.push(
                     Diag::error("invalid version constraint")

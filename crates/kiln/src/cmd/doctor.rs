@@ -42,6 +42,7 @@ pub fn run(args: &Args) -> Exit {
                 var_files: args.var_files.clone(),
                 only: Vec::new(),
                 except: Vec::new(),
+                ignore_version_constraint: false,
                 path: path.clone(),
             };
             let loaded = match super::load_template(&t, Exit::Usage) {

@@ -304,7 +304,7 @@ fn upload(a: &UploadArgs) -> Exit {
             Exit::Ok
         }
         Err(e) => {
-            render::error(&e.to_string(), None);
+            render::error_chain(&e, None);
             Exit::Failed
         }
     }

@@ -5,6 +5,7 @@ pub mod build;
 pub mod cache;
 pub mod doctor;
 pub mod fmt;
+pub mod init;
 pub mod inspect;
 pub mod maas;
 pub mod plan;
