@@ -13,6 +13,7 @@ pub mod bootcmd;
 pub mod cdrom;
 pub mod config;
 pub mod disk;
+pub mod emulate;
 pub mod firmware;
 pub mod floppy;
 pub mod placeholders;
