@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use kiln_qemu::placeholders::{self, TemplateData};
 use kiln_template::body::Body;
 use kiln_template::decode::{DecodeError, Decoder};
+use kiln_template::load::input::{InputError, check_input};
 
 pub const FIELDS: &[(&str, &str)] = &[
     (
@@ -76,13 +77,18 @@ pub fn decode(body: &Body, what: &str, cwd: &Path) -> Result<FileConfig, Vec<Dec
     }
     if direction == Direction::Upload && !generated {
         for s in &sources {
-            if !placeholders::has_actions(s) && !cwd.join(s).exists() {
-                let field = if d.has("source") { "source" } else { "sources" };
-                d.error(
+            if placeholders::has_actions(s) {
+                continue;
+            }
+            let field = if d.has("source") { "source" } else { "sources" };
+            match check_input(&cwd.join(s), true) {
+                Ok(_) => {}
+                Err(InputError::NotFound { .. }) => d.error(
                     field,
                     format!("bad source `{s}`: no such file or directory"),
                     Some("set `generated = true` if an earlier step creates it".into()),
-                );
+                ),
+                Err(e) => d.error(field, format!("bad source `{s}`: {}", e.reason()), None),
             }
         }
     }
@@ -277,6 +283,45 @@ mod tests {
             dir.path(),
         );
         assert!(generated.is_ok());
+    }
+
+    #[test]
+    fn sources_accept_dev_null_and_directories_and_refuse_endless_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("tree")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero")).unwrap();
+        let ok = decode(
+            &body(vec![
+                (
+                    "sources",
+                    Value::List(vec![
+                        Value::String("/dev/null".into()),
+                        Value::String("tree/".into()),
+                    ]),
+                ),
+                ("destination", Value::String("/tmp/".into())),
+            ]),
+            "p",
+            dir.path(),
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        let errors = decode(
+            &body(vec![
+                ("source", Value::String("zero".into())),
+                ("destination", Value::String("/tmp/".into())),
+            ]),
+            "p",
+            dir.path(),
+        )
+        .unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0]
+                .message
+                .contains("bad source `zero`: it is a character device that does not end"),
+            "{}",
+            errors[0].message
+        );
     }
 
     #[test]
