@@ -271,3 +271,21 @@ fn help_on_every_command() {
 fn missing_path_is_a_usage_error() {
     snap!("validate_no_path", kiln(&["validate"]));
 }
+
+#[test]
+fn cache_commands_on_a_missing_cache_dir_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nonexistent").join("x");
+    let env = [("KILN_CACHE_DIR", missing.to_str().unwrap())];
+    for args in [
+        &["cache", "ls"][..],
+        &["cache", "ls", "--json"],
+        &["cache", "du"],
+        &["cache", "prune", "--older-than", "1d"],
+    ] {
+        let out = kiln_in(dir.path(), args, &env);
+        assert!(out.starts_with("exit: 0\n"), "{args:?}: {out}");
+        assert!(!out.contains("error"), "{args:?}: {out}");
+    }
+    assert!(!dir.path().join("nonexistent").exists());
+}
