@@ -8,7 +8,8 @@
 //!
 //! - a **regular file** — except under `/proc` and `/sys`, where a regular
 //!   file is accepted only with a nonzero size (their size-0 files are
-//!   generated on each read and some, like `/proc/kmsg`, block);
+//!   generated on each read and some, like `/proc/kmsg`, block), and is
+//!   then [`InputKind::Generated`]: read it by content, its size may lie;
 //! - a **character device that reads empty at once** (`/dev/null`): one
 //!   non-blocking read returns end-of-file, so it is an empty input;
 //! - a **directory**, only where the caller allows one (the `file`
@@ -36,6 +37,9 @@ pub enum InputKind {
     EmptyDevice,
     /// A directory (only when the caller allows one).
     Directory,
+    /// A regular file under `/proc` or `/sys` with a nonzero size: it ends,
+    /// but its size may lie (sysfs says 4096), so read it by content.
+    Generated,
 }
 
 /// Why an input path cannot be read to its end.
@@ -148,8 +152,12 @@ fn open_checked(path: &Path, allow_dir: bool) -> Result<(File, InputKind), Input
         };
     }
     if ft.is_file() {
-        if meta.len() == 0 && is_generated_fs(path) {
-            return Err(InputError::Generated { path: owned() });
+        if is_generated_fs(path) {
+            return if meta.len() == 0 {
+                Err(InputError::Generated { path: owned() })
+            } else {
+                Ok((file, InputKind::Generated))
+            };
         }
         return Ok((file, InputKind::Regular));
     }
@@ -285,6 +293,17 @@ mod tests {
         let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
         let e = check_input(&sock, false).unwrap_err();
         assert!(matches!(e, InputError::Socket { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn sysfs_files_with_a_size_are_read_by_content() {
+        let p = Path::new("/sys/class/net/lo/address");
+        assert_eq!(check_input(p, false).unwrap(), InputKind::Generated);
+        // sysfs says 4096 bytes; the content is one MAC address.
+        assert_eq!(
+            read_input(p, TEMPLATE_LIMIT).unwrap(),
+            b"00:00:00:00:00:00\n"
+        );
     }
 
     #[test]
