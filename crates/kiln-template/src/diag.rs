@@ -147,11 +147,38 @@ impl Diag {
     }
 }
 
+/// The most characters of one line of a message kiln prints: messages
+/// echo names and values from the input, which may be huge.
+pub const MESSAGE_LINE_MAX: usize = 400;
+
+/// `text` with every line longer than [`MESSAGE_LINE_MAX`] characters cut
+/// in its middle, marked with `…`.
+pub fn clip_lines(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.lines().all(|l| l.len() <= MESSAGE_LINE_MAX) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let half = MESSAGE_LINE_MAX / 2;
+    let clipped: Vec<String> = text
+        .split('\n')
+        .map(|line| {
+            let count = line.chars().count();
+            if count <= MESSAGE_LINE_MAX {
+                return line.to_string();
+            }
+            let head: String = line.chars().take(half).collect();
+            let tail: String = line.chars().skip(count - half).collect();
+            format!("{head}…{tail}")
+        })
+        .collect();
+    std::borrow::Cow::Owned(clipped.join("\n"))
+}
+
 impl fmt::Display for Diag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let summary = clip_lines(&self.summary);
         match &self.span {
-            Some(span) => write!(f, "{span}: {}", self.summary),
-            None => write!(f, "{}", self.summary),
+            Some(span) => write!(f, "{span}: {summary}"),
+            None => write!(f, "{summary}"),
         }
     }
 }
@@ -193,12 +220,13 @@ impl miette::Diagnostic for Diag {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        match (&self.detail, &self.help) {
-            (None, None) => None,
-            (Some(d), None) => Some(Box::new(d)),
-            (None, Some(h)) => Some(Box::new(format!("hint: {h}"))),
-            (Some(d), Some(h)) => Some(Box::new(format!("{d}\nhint: {h}"))),
-        }
+        let text = match (&self.detail, &self.help) {
+            (None, None) => return None,
+            (Some(d), None) => d.clone(),
+            (None, Some(h)) => format!("hint: {h}"),
+            (Some(d), Some(h)) => format!("{d}\nhint: {h}"),
+        };
+        Some(Box::new(clip_lines(&text).into_owned()))
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
@@ -215,7 +243,10 @@ impl miette::Diagnostic for Diag {
         let bytes = excerpt(&self.excerpt, self.source.as_ref(), span)
             .map_or(span.bytes.clone(), |e| e.range.clone());
         Some(Box::new(std::iter::once(
-            miette::LabeledSpan::new_with_span(self.label.clone(), source_span(&bytes)),
+            miette::LabeledSpan::new_with_span(
+                self.label.as_deref().map(|l| clip_lines(l).into_owned()),
+                source_span(&bytes),
+            ),
         )))
     }
 
@@ -231,7 +262,7 @@ impl miette::Diagnostic for Diag {
 
 impl fmt::Display for Related {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.span, self.message)
+        write!(f, "{}: {}", self.span, clip_lines(&self.message))
     }
 }
 
@@ -314,6 +345,23 @@ mod tests {
             assert!(out.len() < 2_000, "{} bytes: {}", out.len(), &out[..2_000]);
             assert!(out.contains("one.pkr.hcl:1:"), "{out}");
         }
+    }
+
+    #[test]
+    fn messages_that_echo_huge_input_are_cut() {
+        let name = "n".repeat(100_000);
+        let d = Diag::error(format!("unsupported argument `{name}`"))
+            .detail(format!("value: {name}"))
+            .label(name.clone());
+        let out = render(&d);
+        assert!(out.len() < 3_000, "{} bytes", out.len());
+        // miette wraps at 100 columns; the cut line still begins as written.
+        assert!(out.contains("unsupported argument"), "{out}");
+        assert!(out.contains("n…"), "{out}");
+        assert!(d.to_string().len() < MESSAGE_LINE_MAX + 50);
+        assert_eq!(clip_lines("short\nlines"), "short\nlines");
+        let cut = clip_lines(&"é".repeat(1000)).into_owned();
+        assert_eq!(cut.chars().count(), MESSAGE_LINE_MAX + 1);
     }
 
     #[test]
