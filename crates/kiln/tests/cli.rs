@@ -289,3 +289,27 @@ fn cache_commands_on_a_missing_cache_dir_create_nothing() {
     }
     assert!(!dir.path().join("nonexistent").exists());
 }
+
+#[test]
+fn validate_accepts_dev_null_as_customize_script() {
+    // packer-maas's Ubuntu templates default `customize_script` to it.
+    let dir = template_tests().join("fixtures/packer-maas-style");
+    let out = kiln_in(
+        &dir,
+        &["validate", "-var", "customize_script=/dev/null", "."],
+        &[],
+    );
+    assert_eq!(
+        out,
+        "exit: 0\n--- stdout\nThe configuration is valid.\n--- stderr\n"
+    );
+    let out = kiln_in(
+        &dir,
+        &["validate", "-var", "customize_script=/dev/zero", "."],
+        &[],
+    );
+    assert!(out.starts_with("exit: 1\n"), "{out}");
+    // miette wraps the message; both parts are there.
+    assert!(out.contains("bad script `/dev/zero`"), "{out}");
+    assert!(out.contains("character device that does not end"), "{out}");
+}
