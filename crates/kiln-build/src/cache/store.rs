@@ -411,6 +411,15 @@ fn fsync_dir(path: &Path) -> Result<(), StoreError> {
         .map_err(io_err("fsync", path))
 }
 
+/// Whether the entry's `meta.json` is of a newer schema than this kiln reads.
+fn newer_schema(dir: &Path) -> bool {
+    fs::read(dir.join(META_FILE))
+        .ok()
+        .and_then(|text| serde_json::from_slice::<serde_json::Value>(&text).ok())
+        .and_then(|v| v.get("schema").and_then(serde_json::Value::as_u64))
+        .is_some_and(|schema| schema > u64::from(META_SCHEMA))
+}
+
 /// Why `key`'s parent chain is unusable: it loops, or it passes through a
 /// damaged entry. `None`: it ends at the base image or at a parent that is
 /// gone (an orphan, still a removable leaf).
@@ -839,6 +848,8 @@ impl Store {
                 .ok();
             let meta = match self.read_meta(&dir) {
                 Ok(meta) if meta.key == key => meta,
+                // A newer kiln's entry sharing the store: not ours to judge.
+                Err(StoreError::Meta { .. }) if newer_schema(&dir) => continue,
                 other => {
                     let reason = match other {
                         Ok(meta) => format!("its metadata names another key `{}`", meta.key),
@@ -1486,9 +1497,20 @@ mod tests {
         assert!(usage.total() >= usage.entry_bytes() + d.bytes);
 
         // A prune whose policy removes nothing else still removes it.
+        // An entry of a newer kiln sharing the store is left alone.
+        let newer = key(3);
+        drop(put(&store, &newer, None, &base, 10));
+        let path = store.entry_dir(&newer).join(META_FILE);
+        let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        v["schema"] = serde_json::json!(META_SCHEMA + 1);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&path, v.to_string()).unwrap();
+        assert_eq!(store.listing().unwrap().damaged.len(), 1);
+
         let report = store.prune(&ANY_PRUNE).unwrap();
         assert!(report.removed.is_empty());
         assert_eq!(report.removed_damaged.len(), 1);
+        assert!(store.entry_dir(&newer).exists());
         assert_eq!(report.removed_damaged[0].key, bad);
         assert_eq!(report.freed_bytes, d.bytes);
         assert!(!store.entry_dir(&bad).exists());
