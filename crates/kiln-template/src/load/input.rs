@@ -6,7 +6,8 @@
 //! input with `O_NONBLOCK` (so opening a FIFO does not wait for a writer),
 //! looks at what it opened, and accepts:
 //!
-//! - a **regular file** — except under `/proc` and `/sys`, where a regular
+//! - a **regular file** — except on procfs, sysfs, debugfs and tracefs
+//!   (`/proc`, `/sys`, wherever mounted), where a regular
 //!   file is accepted only with a nonzero size (their size-0 files are
 //!   generated on each read and some, like `/proc/kmsg`, block), and is
 //!   then [`InputKind::Generated`]: read it by content, its size may lie;
@@ -115,10 +116,30 @@ impl InputError {
     }
 }
 
-/// Under `/proc` or `/sys` (after resolving symlinks).
-fn is_generated_fs(path: &Path) -> bool {
-    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    real.starts_with("/proc") || real.starts_with("/sys")
+/// Whether an open file lives on a file system whose files are generated
+/// on each read: procfs, sysfs, debugfs, tracefs (wherever mounted). One
+/// `fstatfs`, so reading thousands of templates costs nothing noticeable.
+fn is_generated_fs(file: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    const SYSFS_MAGIC: i64 = 0x6265_6572;
+    const DEBUGFS_MAGIC: i64 = 0x6462_6720;
+    const TRACEFS_MAGIC: i64 = 0x7472_6163;
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: `file` is an open descriptor for the whole call and `st` is
+    // a writable `statfs` that fstatfs fills when it returns 0.
+    let rc = unsafe { libc::fstatfs(file.as_raw_fd(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return false;
+    }
+    // SAFETY: fstatfs returned 0, so it initialised `st`.
+    let st = unsafe { st.assume_init() };
+    #[allow(clippy::unnecessary_cast)]
+    let kind = st.f_type as i64;
+    matches!(
+        kind,
+        PROC_SUPER_MAGIC | SYSFS_MAGIC | DEBUGFS_MAGIC | TRACEFS_MAGIC
+    )
 }
 
 /// Opens `path` without blocking and checks it can be read to its end.
@@ -152,7 +173,7 @@ fn open_checked(path: &Path, allow_dir: bool) -> Result<(File, InputKind), Input
         };
     }
     if ft.is_file() {
-        if is_generated_fs(path) {
+        if is_generated_fs(&file) {
             return if meta.len() == 0 {
                 Err(InputError::Generated { path: owned() })
             } else {
