@@ -585,13 +585,54 @@ fn port(d: &mut Decoder<'_>, name: &'static str) -> Option<u16> {
     }
 }
 
+/// The most vCPUs (and sockets, cores, threads) kiln passes to `-smp`.
+pub const MAX_CPUS: i64 = 1024;
+/// The most `memory` (MiB) kiln gives a guest: 16 TiB.
+pub const MAX_MEMORY_MIB: i64 = 16 << 20;
+
+/// A whole number within `range`, else why not, naming the range. Packer's
+/// integer fields are Go `int`s that wrap; kiln bounds each by what its use
+/// can take and never truncates or saturates.
+fn in_range(raw: f64, range: std::ops::RangeInclusive<i64>, note: &str) -> Result<i64, String> {
+    let (lo, hi) = (*range.start(), *range.end());
+    if raw.fract() != 0.0 || !raw.is_finite() {
+        return Err(format!("{raw} is not a whole number"));
+    }
+    // Compared as floats: a value beyond i64 is out of range, not cast.
+    if raw < lo as f64 || raw > hi as f64 {
+        return Err(format!("{raw} is out of range: allowed {lo}..={hi}{note}"));
+    }
+    Ok(raw as i64)
+}
+
+/// An integer field checked by [`in_range`]; an error at the field otherwise.
+fn bounded(
+    d: &mut Decoder<'_>,
+    name: &'static str,
+    range: std::ops::RangeInclusive<i64>,
+    note: &str,
+) -> Option<i64> {
+    let raw: f64 = d.opt(name)?;
+    in_range(raw, range, note)
+        .map_err(|message| d.error(name, message, None))
+        .ok()
+}
+
 fn count(d: &mut Decoder<'_>, name: &'static str) -> u32 {
-    let n: i64 = d.or(name, 0);
-    if n < 0 {
+    let Some(raw) = d.opt::<f64>(name) else {
+        return 0;
+    };
+    if raw < 0.0 {
         d.error(name, format!("{name} must be a positive number"), None);
         return 0;
     }
-    u32::try_from(n).unwrap_or(u32::MAX)
+    match in_range(raw, 0..=MAX_CPUS, " (0: the default)") {
+        Ok(n) => u32::try_from(n).unwrap_or(0),
+        Err(message) => {
+            d.error(name, message, None);
+            0
+        }
+    }
 }
 
 /// Pairs `[keys, description]` of `boot_steps`.
@@ -879,12 +920,18 @@ fn decode_fields(
     };
     let machine_type = non_empty(d.opt("machine_type"), "pc");
     let cpu_model: Option<String> = d.opt::<String>("cpu_model").filter(|s| !s.is_empty());
-    let memory_raw: i64 = d.or("memory", 0);
-    let memory = if memory_raw < 10 {
-        512
-    } else {
-        memory_raw as u64
-    };
+    // Below 10 MiB (negative too) means the default, as in Packer.
+    let memory_raw = bounded(
+        d,
+        "memory",
+        i64::MIN..=MAX_MEMORY_MIB,
+        " MiB (below 10: the default 512)",
+    )
+    .unwrap_or(0);
+    let memory = u64::try_from(memory_raw)
+        .ok()
+        .filter(|m| *m >= 10)
+        .unwrap_or(512);
     let smp = Smp {
         cpus: count(d, "cpus"),
         sockets: count(d, "sockets"),
@@ -1105,12 +1152,17 @@ fn decode_fields(
     let wait_timeout = duration(d, "ssh_wait_timeout").filter(|v| !v.is_zero());
     let timeout = duration(d, "ssh_timeout").filter(|v| !v.is_zero());
     let ssh_timeout = wait_timeout.or(timeout).unwrap_or(Duration::from_secs(300));
-    let handshake: i64 = d.or("ssh_handshake_attempts", 0);
-    let handshake_attempts = if handshake <= 0 {
-        10
-    } else {
-        u32::try_from(handshake).unwrap_or(u32::MAX)
-    };
+    let handshake = bounded(
+        d,
+        "ssh_handshake_attempts",
+        i64::MIN..=i64::from(u32::MAX),
+        " (0 or less: the default 10)",
+    )
+    .unwrap_or(0);
+    let handshake_attempts = u32::try_from(handshake)
+        .ok()
+        .filter(|n| *n > 0)
+        .unwrap_or(10);
     let clear_authorized_keys = d.or("ssh_clear_authorized_keys", false);
     let key_type = non_empty(d.opt("temporary_key_pair_type"), "ed25519");
     one_of(
@@ -1119,9 +1171,14 @@ fn decode_fields(
         &key_type,
         &["ed25519", "rsa", "ecdsa", "dsa"],
     );
-    let key_bits: i64 = d.or("temporary_key_pair_bits", 0);
-    let temporary_key_pair_bits =
-        (key_bits > 0).then(|| u32::try_from(key_bits).unwrap_or(u32::MAX));
+    let key_bits = bounded(
+        d,
+        "temporary_key_pair_bits",
+        i64::MIN..=16384,
+        " (0 or less: the key type's default)",
+    )
+    .unwrap_or(0);
+    let temporary_key_pair_bits = u32::try_from(key_bits).ok().filter(|n| *n > 0);
     let pty = d.or("ssh_pty", false);
     let keep_alive_interval = match signed_duration(d, "ssh_keep_alive_interval") {
         None => Some(Duration::from_secs(5)),

@@ -85,10 +85,19 @@ macro_rules! integer_from_value {
             }
             fn from_value(value: &Value) -> Result<Self, String> {
                 let n = f64::from_value(value)?;
-                if n.fract() != 0.0 || n < <$t>::MIN as f64 || n > <$t>::MAX as f64 {
-                    return Err(format!("expected a whole number in range, found {n}"));
-                }
-                Ok(n as $t)
+                // Through i128 (exact for whole floats below 2^127): `MAX as
+                // f64` rounds up for 64-bit types, so comparing floats let
+                // 2^63 through as i64::MAX.
+                let whole = (n.fract() == 0.0 && n.is_finite()).then_some(n as i128);
+                whole
+                    .and_then(|w| <$t>::try_from(w).ok())
+                    .ok_or_else(|| {
+                        format!(
+                            "expected a whole number from {} to {}, found {n}",
+                            <$t>::MIN,
+                            <$t>::MAX
+                        )
+                    })
             }
         }
     )*};
@@ -414,6 +423,30 @@ mod tests {
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].span.line, 1);
         assert_eq!(errors[0].help.as_deref(), Some("did you mean `memory`?"));
+    }
+
+    #[test]
+    fn integers_beyond_their_type_are_errors_not_saturated() {
+        let b = body(&[
+            ("a", Value::Number(Number(9_223_372_036_854_775_808.0))),
+            ("b", Value::Number(Number(18_446_744_073_709_551_616.0))),
+            ("c", Value::Number(Number(4_294_967_296.0))),
+            ("d", Value::Number(Number(-1.0))),
+            ("e", Value::Number(Number(4_294_967_295.0))),
+        ]);
+        let mut d = Decoder::new(&b, "source \"qemu\" \"x\"");
+        assert_eq!(d.opt::<i64>("a"), None);
+        assert_eq!(d.opt::<u64>("b"), None);
+        assert_eq!(d.opt::<u32>("c"), None);
+        assert_eq!(d.opt::<u32>("d"), None);
+        assert_eq!(d.opt::<u32>("e"), Some(u32::MAX));
+        let errors = d.finish().unwrap_err();
+        assert_eq!(errors.len(), 4);
+        assert!(
+            errors[2].message.contains("`c`") && errors[2].message.contains("from 0 to 4294967295"),
+            "{}",
+            errors[2].message
+        );
     }
 
     #[test]

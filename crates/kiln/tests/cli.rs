@@ -271,3 +271,45 @@ fn help_on_every_command() {
 fn missing_path_is_a_usage_error() {
     snap!("validate_no_path", kiln(&["validate"]));
 }
+
+#[test]
+fn cache_commands_on_a_missing_cache_dir_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nonexistent").join("x");
+    let env = [("KILN_CACHE_DIR", missing.to_str().unwrap())];
+    for args in [
+        &["cache", "ls"][..],
+        &["cache", "ls", "--json"],
+        &["cache", "du"],
+        &["cache", "prune", "--older-than", "1d"],
+    ] {
+        let out = kiln_in(dir.path(), args, &env);
+        assert!(out.starts_with("exit: 0\n"), "{args:?}: {out}");
+        assert!(!out.contains("error"), "{args:?}: {out}");
+    }
+    assert!(!dir.path().join("nonexistent").exists());
+}
+
+#[test]
+fn validate_accepts_dev_null_as_customize_script() {
+    // packer-maas's Ubuntu templates default `customize_script` to it.
+    let dir = template_tests().join("fixtures/packer-maas-style");
+    let out = kiln_in(
+        &dir,
+        &["validate", "-var", "customize_script=/dev/null", "."],
+        &[],
+    );
+    assert_eq!(
+        out,
+        "exit: 0\n--- stdout\nThe configuration is valid.\n--- stderr\n"
+    );
+    let out = kiln_in(
+        &dir,
+        &["validate", "-var", "customize_script=/dev/zero", "."],
+        &[],
+    );
+    assert!(out.starts_with("exit: 1\n"), "{out}");
+    // miette wraps the message; both parts are there.
+    assert!(out.contains("bad script `/dev/zero`"), "{out}");
+    assert!(out.contains("character device that does not end"), "{out}");
+}

@@ -2,9 +2,12 @@
 //! JSON (for `--json`) and carry what a table needs, plus parsers for the
 //! `--max-size` and `--older-than` flags. Rendering is the CLI's.
 
+use std::path::Path;
 use std::time::Duration;
 
-use super::store::{EntryInfo, PruneReason, PruneReport, Store, StoreError, Usage};
+use super::store::{
+    DEFAULT_SIZE_LIMIT, DamagedEntry, EntryInfo, PruneReason, PruneReport, Store, StoreError, Usage,
+};
 
 /// One row of `kiln cache ls`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -25,6 +28,30 @@ pub struct LsRow {
     pub in_use: bool,
     pub machine_type: String,
     pub qemu_version: String,
+    /// Why the entry is unusable (`None`: it is fine). Any prune removes it.
+    pub damaged: Option<String>,
+}
+
+impl From<&DamagedEntry> for LsRow {
+    fn from(d: &DamagedEntry) -> LsRow {
+        LsRow {
+            key: d.key.to_string(),
+            short_key: d.key.short().to_string(),
+            parent: None,
+            build: "?".into(),
+            step: "?".into(),
+            step_index: 0,
+            created_unix: 0,
+            last_used_unix: d.last_used_unix,
+            bytes: d.bytes,
+            has_state: false,
+            children: 0,
+            in_use: d.in_use,
+            machine_type: String::new(),
+            qemu_version: String::new(),
+            damaged: Some(d.reason.clone()),
+        }
+    }
 }
 
 impl From<&EntryInfo> for LsRow {
@@ -45,6 +72,7 @@ impl From<&EntryInfo> for LsRow {
             in_use: info.in_use,
             machine_type: meta.machine.machine_type.clone(),
             qemu_version: meta.machine.qemu_version.clone(),
+            damaged: None,
         }
     }
 }
@@ -70,6 +98,9 @@ pub struct DuOutput {
     pub other_bytes: u64,
     /// Running builds' working overlays.
     pub staging_bytes: u64,
+    /// Damaged entries (any prune removes them) and their bytes.
+    pub damaged: usize,
+    pub damaged_bytes: u64,
     pub size_limit: Option<u64>,
 }
 
@@ -93,9 +124,15 @@ pub struct PruneOutput {
     pub remaining_bytes: u64,
 }
 
-/// Lists the store.
+/// Lists the store: usable entries oldest first, then damaged ones.
 pub fn ls(store: &Store) -> Result<LsOutput, StoreError> {
-    let entries: Vec<LsRow> = store.ls()?.iter().map(LsRow::from).collect();
+    let listing = store.listing()?;
+    let entries: Vec<LsRow> = listing
+        .entries
+        .iter()
+        .map(LsRow::from)
+        .chain(listing.damaged.iter().map(LsRow::from))
+        .collect();
     Ok(LsOutput {
         root: store.root().display().to_string(),
         total_bytes: entries.iter().map(|e| e.bytes).sum(),
@@ -103,14 +140,36 @@ pub fn ls(store: &Store) -> Result<LsOutput, StoreError> {
     })
 }
 
-/// Sizes of the store.
-pub fn du(store: &Store) -> Result<DuOutput, StoreError> {
-    Ok(du_output(store, &store.du()?))
+/// `kiln cache ls` where there is no store yet: an empty cache.
+pub fn ls_empty(root: &Path) -> LsOutput {
+    LsOutput {
+        root: root.display().to_string(),
+        entries: Vec::new(),
+        total_bytes: 0,
+    }
 }
 
-fn du_output(store: &Store, u: &Usage) -> DuOutput {
+/// Sizes of the store.
+pub fn du(store: &Store) -> Result<DuOutput, StoreError> {
+    Ok(du_output(
+        &store.root().display().to_string(),
+        store.size_limit(),
+        &store.du()?,
+    ))
+}
+
+/// `kiln cache du` where there is no store yet.
+pub fn du_empty(root: &Path) -> DuOutput {
+    du_output(
+        &root.display().to_string(),
+        Some(DEFAULT_SIZE_LIMIT),
+        &Usage::default(),
+    )
+}
+
+fn du_output(root: &str, size_limit: Option<u64>, u: &Usage) -> DuOutput {
     DuOutput {
-        root: store.root().display().to_string(),
+        root: root.to_string(),
         entries: u.entries,
         total_bytes: u.total(),
         entry_bytes: u.entry_bytes(),
@@ -119,7 +178,9 @@ fn du_output(store: &Store, u: &Usage) -> DuOutput {
         vars_bytes: u.vars_bytes,
         other_bytes: u.other_bytes,
         staging_bytes: u.staging_bytes,
-        size_limit: store.size_limit(),
+        damaged: u.damaged,
+        damaged_bytes: u.damaged_bytes,
+        size_limit,
     }
 }
 
@@ -134,6 +195,10 @@ pub fn prune_output(store: &Store, report: &PruneReport) -> PruneOutput {
                 entry: LsRow::from(info),
                 reason: *reason,
             })
+            .chain(report.removed_damaged.iter().map(|d| PrunedRow {
+                entry: LsRow::from(d),
+                reason: PruneReason::Damaged,
+            }))
             .collect(),
         freed_bytes: report.freed_bytes,
         kept_in_use: report
@@ -143,6 +208,18 @@ pub fn prune_output(store: &Store, report: &PruneReport) -> PruneOutput {
             .collect(),
         remaining: report.remaining,
         remaining_bytes: report.remaining_bytes,
+    }
+}
+
+/// `kiln cache prune` where there is no store yet: nothing to remove.
+pub fn prune_empty(root: &Path) -> PruneOutput {
+    PruneOutput {
+        root: root.display().to_string(),
+        removed: Vec::new(),
+        freed_bytes: 0,
+        kept_in_use: Vec::new(),
+        remaining: 0,
+        remaining_bytes: 0,
     }
 }
 

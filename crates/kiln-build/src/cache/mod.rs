@@ -35,6 +35,6 @@ pub use key::{
     SHORT_KEY_LEN, StepKeyInputs, base_key, step_key,
 };
 pub use store::{
-    DEFAULT_SIZE_LIMIT, Entry, EntryInfo, EntryMeta, Lease, PrunePolicy, PruneReport, Store,
-    StoreError, Usage, default_root,
+    DEFAULT_SIZE_LIMIT, DamagedEntry, Entry, EntryInfo, EntryMeta, Lease, Listing, PrunePolicy,
+    PruneReport, Store, StoreError, Usage, default_root,
 };

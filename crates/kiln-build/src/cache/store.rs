@@ -188,6 +188,30 @@ pub struct EntryInfo {
     pub in_use: bool,
 }
 
+/// A published entry kiln cannot use: its metadata is missing, unreadable
+/// or invalid, or its parent chain loops (or passes through such an entry).
+/// `ls` shows it, `du` counts it, and any `prune` removes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DamagedEntry {
+    /// The key its directory is named after.
+    pub key: CacheKey,
+    pub dir: PathBuf,
+    /// Why it is damaged (one line).
+    pub reason: String,
+    pub bytes: u64,
+    pub last_used_unix: u64,
+    pub in_use: bool,
+}
+
+/// Every entry of the store, usable or not.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// Usable entries, oldest first.
+    pub entries: Vec<EntryInfo>,
+    /// Damaged entries, by key.
+    pub damaged: Vec<DamagedEntry>,
+}
+
 /// Sizes of the store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -199,12 +223,20 @@ pub struct Usage {
     pub other_bytes: u64,
     /// Staging dirs of running builds (and leftovers being deleted).
     pub staging_bytes: u64,
+    /// Damaged entries (any prune removes them) and their bytes.
+    pub damaged: usize,
+    pub damaged_bytes: u64,
 }
 
 impl Usage {
     /// Everything under the root.
     pub fn total(&self) -> u64 {
-        self.disk_bytes + self.state_bytes + self.vars_bytes + self.other_bytes + self.staging_bytes
+        self.disk_bytes
+            + self.state_bytes
+            + self.vars_bytes
+            + self.other_bytes
+            + self.staging_bytes
+            + self.damaged_bytes
     }
 
     /// The published entries.
@@ -229,12 +261,16 @@ pub struct PrunePolicy {
 pub enum PruneReason {
     OlderThan,
     OverSize,
+    /// Damaged entries go on every prune.
+    Damaged,
 }
 
 /// What prune did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PruneReport {
     pub removed: Vec<(EntryInfo, PruneReason)>,
+    /// Damaged entries removed (every prune removes them).
+    pub removed_damaged: Vec<DamagedEntry>,
     pub freed_bytes: u64,
     /// Entries kept because a VM uses them although the policy would remove them.
     pub kept_in_use: Vec<CacheKey>,
@@ -375,6 +411,43 @@ fn fsync_dir(path: &Path) -> Result<(), StoreError> {
         .map_err(io_err("fsync", path))
 }
 
+/// Whether the entry's `meta.json` is of a newer schema than this kiln reads.
+fn newer_schema(dir: &Path) -> bool {
+    fs::read(dir.join(META_FILE))
+        .ok()
+        .and_then(|text| serde_json::from_slice::<serde_json::Value>(&text).ok())
+        .and_then(|v| v.get("schema").and_then(serde_json::Value::as_u64))
+        .is_some_and(|schema| schema > u64::from(META_SCHEMA))
+}
+
+/// Why `key`'s parent chain is unusable: it loops, or it passes through a
+/// damaged entry. `None`: it ends at the base image or at a parent that is
+/// gone (an orphan, still a removable leaf).
+fn chain_fault(
+    key: &CacheKey,
+    parent_of: &BTreeMap<CacheKey, Option<CacheKey>>,
+    damaged: &BTreeSet<CacheKey>,
+) -> Option<String> {
+    let mut seen: Vec<&CacheKey> = vec![key];
+    let mut at = key;
+    while let Some(Some(parent)) = parent_of.get(at) {
+        if damaged.contains(parent) {
+            return Some(format!("its parent `{}` is damaged", parent.short()));
+        }
+        if let Some(i) = seen.iter().position(|k| *k == parent) {
+            let chain: Vec<&str> = seen[i..]
+                .iter()
+                .map(|k| k.short())
+                .chain(std::iter::once(parent.short()))
+                .collect();
+            return Some(format!("its parent chain loops: {}", chain.join(" → ")));
+        }
+        seen.push(parent);
+        at = parent;
+    }
+    None
+}
+
 /// Held store lock (shared or exclusive); released on drop.
 struct StoreLock {
     _file: File,
@@ -394,6 +467,23 @@ impl Store {
         };
         store.collect_garbage()?;
         Ok(store)
+    }
+
+    /// The store at `root` if it exists, for commands that only read
+    /// (`ls`, `du`): creates nothing and collects no garbage. `None`: no
+    /// store there yet, an empty cache.
+    pub fn open_existing(root: &Path) -> Result<Option<Store>, StoreError> {
+        match fs::metadata(root.join(ENTRIES)) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("open", root)(e)),
+        }
+        let root = fs::canonicalize(root).map_err(io_err("resolve", root))?;
+        Ok(Some(Store {
+            root,
+            size_limit: Some(DEFAULT_SIZE_LIMIT),
+        }))
     }
 
     /// Keep the entries under `limit` bytes after each publish (`None`: no limit).
@@ -476,6 +566,19 @@ impl Store {
         }
         .map_err(io_err("lock", &path))?;
         Ok(StoreLock { _file: file })
+    }
+
+    /// The shared lock for reading, without creating the lock file: a
+    /// store without one has never been written by a build.
+    fn read_lock(&self) -> Result<Option<StoreLock>, StoreError> {
+        let path = self.root.join(LOCK);
+        let file = match OpenOptions::new().read(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("open", &path)(e)),
+        };
+        file.lock_shared().map_err(io_err("lock", &path))?;
+        Ok(Some(StoreLock { _file: file }))
     }
 
     /// Removes staging dirs nobody holds (builds that were killed) and
@@ -651,7 +754,7 @@ impl Store {
     /// The entry of `key`, if it is complete and its backing files exist;
     /// marks it used now.
     pub fn lookup(&self, key: &CacheKey) -> Result<Option<Entry>, StoreError> {
-        let _lock = self.lock(false)?;
+        let _lock = self.read_lock()?;
         let dir = self.entry_dir(key);
         if !dir.join(META_FILE).is_file() {
             return Ok(None);
@@ -710,13 +813,17 @@ impl Store {
         })
     }
 
-    fn scan(&self) -> Result<Vec<EntryInfo>, StoreError> {
+    fn scan(&self) -> Result<Listing, StoreError> {
         let entries = self.root.join(ENTRIES);
         let mut out = Vec::new();
-        for item in fs::read_dir(&entries)
-            .map_err(io_err("list", &entries))?
-            .flatten()
-        {
+        let mut damaged = Vec::new();
+        let items = match fs::read_dir(&entries) {
+            Ok(rd) => rd,
+            // A read-only command on a store that has none yet.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Listing::default()),
+            Err(e) => return Err(io_err("list", &entries)(e)),
+        };
+        for item in items.flatten() {
             let dir = item.path();
             let Some(key) = dir
                 .file_name()
@@ -725,13 +832,6 @@ impl Store {
             else {
                 continue;
             };
-            let Ok(meta) = self.read_meta(&dir) else {
-                continue;
-            };
-            let last_used_unix = fs::metadata(dir.join(LAST_USED))
-                .and_then(|m| m.modified())
-                .map(unix_of)
-                .unwrap_or(meta.created_unix);
             let in_use = match File::open(&dir) {
                 Ok(f) => match f.try_lock() {
                     Ok(()) => {
@@ -742,14 +842,76 @@ impl Store {
                 },
                 Err(_) => false,
             };
+            let last_used = fs::metadata(dir.join(LAST_USED))
+                .and_then(|m| m.modified())
+                .map(unix_of)
+                .ok();
+            let meta = match self.read_meta(&dir) {
+                Ok(meta) if meta.key == key => meta,
+                // A newer kiln's entry sharing the store: not ours to judge.
+                Err(StoreError::Meta { .. }) if newer_schema(&dir) => continue,
+                other => {
+                    let reason = match other {
+                        Ok(meta) => format!("its metadata names another key `{}`", meta.key),
+                        Err(StoreError::Io { source, .. })
+                            if source.kind() == io::ErrorKind::NotFound =>
+                        {
+                            format!("no `{META_FILE}`")
+                        }
+                        Err(StoreError::Meta { message, .. }) => {
+                            format!("unreadable `{META_FILE}`: {message}")
+                        }
+                        Err(e) => e.to_string(),
+                    };
+                    damaged.push(DamagedEntry {
+                        bytes: allocated(&dir),
+                        last_used_unix: last_used.unwrap_or(0),
+                        in_use,
+                        key,
+                        dir,
+                        reason,
+                    });
+                    continue;
+                }
+            };
             out.push(EntryInfo {
                 bytes: allocated(&dir),
-                last_used_unix,
+                last_used_unix: last_used.unwrap_or(meta.created_unix),
                 children: 0,
                 in_use,
                 entry: Entry { key, dir, meta },
             });
         }
+        // Entries whose parent chain loops, or reaches a damaged entry, are
+        // damaged too: prune could never remove them as leaves, and their
+        // disks hang off disks that go.
+        let parent_of: BTreeMap<CacheKey, Option<CacheKey>> = out
+            .iter()
+            .map(|e| (e.entry.key.clone(), e.entry.meta.parent.clone()))
+            .collect();
+        let bad: BTreeSet<CacheKey> = damaged.iter().map(|d| d.key.clone()).collect();
+        let mut broken: BTreeMap<CacheKey, String> = BTreeMap::new();
+        for info in &out {
+            if let Some(reason) = chain_fault(&info.entry.key, &parent_of, &bad) {
+                broken.insert(info.entry.key.clone(), reason);
+            }
+        }
+        let (keep, gone): (Vec<EntryInfo>, Vec<EntryInfo>) = out
+            .into_iter()
+            .partition(|e| !broken.contains_key(&e.entry.key));
+        let mut out = keep;
+        for info in gone {
+            let reason = broken.remove(&info.entry.key).unwrap_or_default();
+            damaged.push(DamagedEntry {
+                key: info.entry.key,
+                dir: info.entry.dir,
+                reason,
+                bytes: info.bytes,
+                last_used_unix: info.last_used_unix,
+                in_use: info.in_use,
+            });
+        }
+        damaged.sort_by(|a, b| a.key.cmp(&b.key));
         let parents: Vec<CacheKey> = out
             .iter()
             .filter_map(|e| e.entry.meta.parent.clone())
@@ -764,20 +926,32 @@ impl Store {
                 .cmp(&b.entry.meta.created_unix)
                 .then(a.entry.key.cmp(&b.entry.key))
         });
-        Ok(out)
+        Ok(Listing {
+            entries: out,
+            damaged,
+        })
+    }
+
+    /// Every entry, usable or damaged, under the shared lock (taken only if
+    /// the store has a lock file: this creates nothing).
+    pub fn listing(&self) -> Result<Listing, StoreError> {
+        let _lock = self.read_lock()?;
+        self.scan()
     }
 
     /// Every published entry, oldest first.
     pub fn ls(&self) -> Result<Vec<EntryInfo>, StoreError> {
-        let _lock = self.lock(false)?;
-        self.scan()
+        Ok(self.listing()?.entries)
     }
 
-    /// Sizes of the store.
+    /// Sizes of the store (creates nothing).
     pub fn du(&self) -> Result<Usage, StoreError> {
-        let _lock = self.lock(false)?;
+        let _lock = self.read_lock()?;
         let mut usage = Usage::default();
-        for info in self.scan()? {
+        let listing = self.scan()?;
+        usage.damaged = listing.damaged.len();
+        usage.damaged_bytes = listing.damaged.iter().map(|d| d.bytes).sum();
+        for info in listing.entries {
             usage.entries += 1;
             let e = &info.entry;
             let mut counted = 0;
@@ -802,13 +976,27 @@ impl Store {
         Ok(usage)
     }
 
-    /// Removes entries by `policy`, leaves only, least recently used first,
-    /// never one in use.
+    /// Removes every damaged entry not in use (whatever the policy), then
+    /// entries by `policy`: leaves only, least recently used first, never
+    /// one in use.
     pub fn prune(&self, policy: &PrunePolicy) -> Result<PruneReport, StoreError> {
         let _lock = self.lock(true)?;
-        let mut live = self.scan()?;
+        let Listing {
+            entries: mut live,
+            damaged,
+        } = self.scan()?;
         let mut report = PruneReport::default();
         let mut kept_in_use = BTreeSet::new();
+        for d in damaged {
+            if self.remove_dir(&d.key, &d.dir)? {
+                report.freed_bytes += d.bytes;
+                report
+                    .removed_damaged
+                    .push(DamagedEntry { in_use: false, ..d });
+            } else {
+                kept_in_use.insert(d.key);
+            }
+        }
         let cutoff = policy
             .older_than
             .map(|age| now_unix().saturating_sub(age.as_secs()));
@@ -859,15 +1047,19 @@ impl Store {
     /// Unpublishes and deletes an entry unless someone holds it. Under the
     /// exclusive store lock.
     fn remove_entry(&self, entry: &Entry) -> Result<bool, StoreError> {
-        let file = File::open(&entry.dir).map_err(io_err("open", &entry.dir))?;
+        self.remove_dir(&entry.key, &entry.dir)
+    }
+
+    fn remove_dir(&self, key: &CacheKey, dir: &Path) -> Result<bool, StoreError> {
+        let file = File::open(dir).map_err(io_err("open", dir))?;
         if file.try_lock().is_err() {
             return Ok(false);
         }
         let grave = self
             .root
             .join(TMP)
-            .join(random_name(&format!("del-{}-", entry.key.short())));
-        fs::rename(&entry.dir, &grave).map_err(io_err("unpublish", &entry.dir))?;
+            .join(random_name(&format!("del-{}-", key.short())));
+        fs::rename(dir, &grave).map_err(io_err("unpublish", dir))?;
         let _ = fsync_dir(&self.root.join(ENTRIES));
         // A crash from here on leaves an unlocked dir in tmp/: garbage.
         fs::remove_dir_all(&grave).map_err(io_err("remove", &grave))?;
@@ -1263,6 +1455,143 @@ mod tests {
         assert!(usage.disk_bytes >= 200_000);
         assert!(usage.state_bytes > 0);
         assert!(usage.entry_bytes() <= 250_000 + 2 * 16_384, "{usage:?}");
+    }
+
+    /// Cuts an entry's `meta.json` short, as a full disk or a crash of
+    /// another tool would.
+    fn truncate_meta(store: &Store, k: &CacheKey) {
+        let path = store.entry_dir(k).join(META_FILE);
+        let text = fs::read(&path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&path, &text[..text.len() / 2]).unwrap();
+    }
+
+    const ANY_PRUNE: PrunePolicy = PrunePolicy {
+        max_size: None,
+        older_than: Some(Duration::from_secs(365 * 86400)),
+    };
+
+    #[test]
+    fn ls_du_and_prune_see_entries_with_truncated_metadata_as_damaged() {
+        let (_dir, store, base) = setup();
+        let (good, bad) = (key(1), key(2));
+        drop(put(&store, &good, None, &base, 10_000));
+        drop(put(&store, &bad, None, &base, 50_000));
+        truncate_meta(&store, &bad);
+
+        let listing = store.listing().unwrap();
+        assert_eq!(listing.entries.len(), 1);
+        assert_eq!(listing.damaged.len(), 1, "{listing:?}");
+        let d = &listing.damaged[0];
+        assert_eq!(d.key, bad);
+        assert!(
+            d.reason.starts_with("unreadable `meta.json`"),
+            "{}",
+            d.reason
+        );
+        assert!(d.bytes >= 50_000);
+
+        let usage = store.du().unwrap();
+        assert_eq!((usage.entries, usage.damaged), (1, 1));
+        assert_eq!(usage.damaged_bytes, d.bytes);
+        assert!(usage.total() >= usage.entry_bytes() + d.bytes);
+
+        // A prune whose policy removes nothing else still removes it.
+        // An entry of a newer kiln sharing the store is left alone.
+        let newer = key(3);
+        drop(put(&store, &newer, None, &base, 10));
+        let path = store.entry_dir(&newer).join(META_FILE);
+        let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        v["schema"] = serde_json::json!(META_SCHEMA + 1);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&path, v.to_string()).unwrap();
+        assert_eq!(store.listing().unwrap().damaged.len(), 1);
+
+        let report = store.prune(&ANY_PRUNE).unwrap();
+        assert!(report.removed.is_empty());
+        assert_eq!(report.removed_damaged.len(), 1);
+        assert!(store.entry_dir(&newer).exists());
+        assert_eq!(report.removed_damaged[0].key, bad);
+        assert_eq!(report.freed_bytes, d.bytes);
+        assert!(!store.entry_dir(&bad).exists());
+        assert!(store.lookup(&good).unwrap().is_some());
+        assert!(store.listing().unwrap().damaged.is_empty());
+        assert!(tmp_is_empty(&store));
+    }
+
+    #[test]
+    fn prune_removes_entries_whose_parent_chain_loops() {
+        let (_dir, store, base) = setup();
+        let (own, a, b, child, fine) = (key(1), key(2), key(3), key(4), key(5));
+        // own ← own; a ← b ← a; child → a; fine is a normal root entry.
+        drop(put(&store, &own, Some(&own), &base, 10));
+        drop(put(&store, &a, Some(&b), &base, 10));
+        drop(put(&store, &b, Some(&a), &base, 10));
+        drop(put(&store, &child, Some(&a), &base, 10));
+        drop(put(&store, &fine, None, &base, 10));
+
+        let listing = store.listing().unwrap();
+        let live: Vec<&CacheKey> = listing.entries.iter().map(|e| &e.entry.key).collect();
+        assert_eq!(live, vec![&fine]);
+        let reason = |k: &CacheKey| {
+            listing
+                .damaged
+                .iter()
+                .find(|d| d.key == *k)
+                .map(|d| d.reason.clone())
+                .unwrap()
+        };
+        assert_eq!(
+            reason(&own),
+            format!("its parent chain loops: {} → {}", own.short(), own.short())
+        );
+        assert!(reason(&a).contains("loops"), "{}", reason(&a));
+        assert!(reason(&b).contains("loops"), "{}", reason(&b));
+        assert!(reason(&child).contains("loops"), "{}", reason(&child));
+
+        let report = store.prune(&ANY_PRUNE).unwrap();
+        assert_eq!(report.removed_damaged.len(), 4, "{report:?}");
+        assert_eq!(report.remaining, 1);
+        let left: Vec<CacheKey> = store
+            .ls()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.entry.key)
+            .collect();
+        assert_eq!(left, vec![fine]);
+    }
+
+    #[test]
+    fn a_damaged_entry_in_use_is_kept() {
+        let (_dir, store, base) = setup();
+        let k = key(1);
+        let lease = put(&store, &k, None, &base, 10);
+        truncate_meta(&store, &k);
+        let report = store.prune(&ANY_PRUNE).unwrap();
+        assert!(report.removed_damaged.is_empty());
+        assert_eq!(report.kept_in_use, vec![k.clone()]);
+        drop(lease);
+        assert_eq!(store.prune(&ANY_PRUNE).unwrap().removed_damaged.len(), 1);
+    }
+
+    #[test]
+    fn read_only_commands_on_a_missing_store_create_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("nonexistent").join("x").join("steps");
+        assert!(Store::open_existing(&root).unwrap().is_none());
+        assert!(!dir.path().join("nonexistent").exists());
+
+        // An existing store without a lock file: ls, du and lookup make none.
+        fs::create_dir_all(root.join(ENTRIES)).unwrap();
+        let store = Store::open_existing(&root).unwrap().unwrap();
+        assert!(store.listing().unwrap().entries.is_empty());
+        assert_eq!(store.du().unwrap(), Usage::default());
+        assert!(store.lookup(&key(1)).unwrap().is_none());
+        let names: Vec<_> = fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(ENTRIES)]);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use kiln_qemu::placeholders::{self, TemplateData};
 use kiln_template::body::Body;
 use kiln_template::decode::{DecodeError, Decoder};
+use kiln_template::load::input::{InputError, InputKind, check_input, read_input};
 
 pub const FIELDS: &[(&str, &str)] = &[
     (
@@ -76,13 +77,18 @@ pub fn decode(body: &Body, what: &str, cwd: &Path) -> Result<FileConfig, Vec<Dec
     }
     if direction == Direction::Upload && !generated {
         for s in &sources {
-            if !placeholders::has_actions(s) && !cwd.join(s).exists() {
-                let field = if d.has("source") { "source" } else { "sources" };
-                d.error(
+            if placeholders::has_actions(s) {
+                continue;
+            }
+            let field = if d.has("source") { "source" } else { "sources" };
+            match check_input(&cwd.join(s), true) {
+                Ok(_) => {}
+                Err(InputError::NotFound { .. }) => d.error(
                     field,
                     format!("bad source `{s}`: no such file or directory"),
                     Some("set `generated = true` if an earlier step creates it".into()),
-                );
+                ),
+                Err(e) => d.error(field, format!("bad source `{s}`: {}", e.reason()), None),
             }
         }
     }
@@ -110,11 +116,57 @@ pub enum FileError {
         to: String,
         message: String,
     },
+    #[error("cannot read source {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: InputError,
+    },
     #[error("cannot write {path}: {source}")]
     Local {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// How a local source travels to the guest.
+#[derive(Debug, PartialEq)]
+enum Upload {
+    /// By path: kiln-ssh streams files (trusting their size) and trees.
+    Path,
+    /// By content, read here: a device that reads empty (`/dev/null`) or a
+    /// `/proc`/`/sys` file, whose size says nothing of its content.
+    Content(Vec<u8>),
+}
+
+fn how_to_upload(local: &Path) -> Result<Upload, FileError> {
+    let read = |source| FileError::Read {
+        path: local.to_path_buf(),
+        source,
+    };
+    match check_input(local, true).map_err(read)? {
+        InputKind::Regular | InputKind::Directory => Ok(Upload::Path),
+        InputKind::EmptyDevice | InputKind::Generated => read_input(local, CONTENT_LIMIT)
+            .map(Upload::Content)
+            .map_err(read),
+    }
+}
+
+/// The most a source read by content may hold (as a `shell` script).
+const CONTENT_LIMIT: u64 = super::shell::SCRIPT_LIMIT;
+
+/// Where content goes: into `destination` when it names a directory
+/// (trailing `/`), under the source's file name.
+fn content_destination(destination: &str, local: &Path) -> String {
+    if destination.ends_with('/') {
+        let name = local
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        format!("{destination}{name}")
+    } else {
+        destination.to_string()
+    }
 }
 
 pub async fn run(
@@ -184,6 +236,20 @@ pub async fn run(
                 } else {
                     local
                 };
+                if let Upload::Content(data) = how_to_upload(&local)? {
+                    let remote = content_destination(&destination, &local);
+                    guest
+                        .session()
+                        .upload_bytes(&data, &remote, 0o644)
+                        .await
+                        .map_err(|e| FileError::Transfer {
+                            direction: "upload",
+                            from: src.clone(),
+                            to: remote.clone(),
+                            message: e.to_string(),
+                        })?;
+                    continue;
+                }
                 guest
                     .upload(&local, &destination)
                     .await
@@ -277,6 +343,71 @@ mod tests {
             dir.path(),
         );
         assert!(generated.is_ok());
+    }
+
+    #[test]
+    fn sources_accept_dev_null_and_directories_and_refuse_endless_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("tree")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero")).unwrap();
+        let ok = decode(
+            &body(vec![
+                (
+                    "sources",
+                    Value::List(vec![
+                        Value::String("/dev/null".into()),
+                        Value::String("tree/".into()),
+                    ]),
+                ),
+                ("destination", Value::String("/tmp/".into())),
+            ]),
+            "p",
+            dir.path(),
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        let errors = decode(
+            &body(vec![
+                ("source", Value::String("zero".into())),
+                ("destination", Value::String("/tmp/".into())),
+            ]),
+            "p",
+            dir.path(),
+        )
+        .unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0]
+                .message
+                .contains("bad source `zero`: it is a character device that does not end"),
+            "{}",
+            errors[0].message
+        );
+    }
+
+    #[test]
+    fn devices_and_sysfs_files_upload_by_content_regular_files_by_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a");
+        std::fs::write(&file, "x").unwrap();
+        assert_eq!(how_to_upload(&file).unwrap(), Upload::Path);
+        assert_eq!(how_to_upload(dir.path()).unwrap(), Upload::Path);
+        assert_eq!(
+            how_to_upload(Path::new("/dev/null")).unwrap(),
+            Upload::Content(Vec::new())
+        );
+        // sysfs says 4096 bytes: streaming by size would fail mid-way.
+        assert_eq!(
+            how_to_upload(Path::new("/sys/class/net/lo/address")).unwrap(),
+            Upload::Content(b"00:00:00:00:00:00\n".to_vec())
+        );
+        assert_eq!(
+            content_destination("/etc/", Path::new("/dev/null")),
+            "/etc/null"
+        );
+        assert_eq!(
+            content_destination("/etc/empty", Path::new("/dev/null")),
+            "/etc/empty"
+        );
     }
 
     #[test]

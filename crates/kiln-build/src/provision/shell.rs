@@ -11,6 +11,11 @@ use std::time::Duration;
 use kiln_qemu::placeholders::{self, TemplateData};
 use kiln_template::body::Body;
 use kiln_template::decode::{DecodeError, Decoder, GoDuration};
+use kiln_template::load::input::{InputError, check_input, read_input};
+
+/// The largest script the `shell` provisioner reads (it is held in memory
+/// to convert line endings and upload): 1 GiB.
+pub const SCRIPT_LIMIT: u64 = 1 << 30;
 
 /// The documented fields, in Packer's spelling.
 pub const FIELDS: &[(&str, &str)] = &[
@@ -154,11 +159,11 @@ pub fn decode(
             let mut paths = Vec::new();
             for s in &script_list {
                 let p = cwd.join(s);
-                if !p.is_file() {
+                if let Err(e) = check_input(&p, false) {
                     let field = if d.has("script") { "script" } else { "scripts" };
                     d.error(
                         field,
-                        format!("bad script `{s}`: no such file ({})", p.display()),
+                        format!("bad script `{s}`: {} ({})", e.reason(), p.display()),
                         None,
                     );
                 }
@@ -307,10 +312,11 @@ pub struct ShellPlan {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShellError {
-    #[error("cannot read script {path}: {source}")]
+    #[error("cannot read script {}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        #[source]
+        source: InputError,
     },
     #[error("`{field}`: {source}")]
     Template {
@@ -377,7 +383,7 @@ pub fn plan(
         }
         Source::Scripts(paths) => {
             for path in paths {
-                let raw = std::fs::read(path).map_err(|source| ShellError::Read {
+                let raw = read_input(path, SCRIPT_LIMIT).map_err(|source| ShellError::Read {
                     path: path.clone(),
                     source,
                 })?;
@@ -516,6 +522,53 @@ mod tests {
             p.runs[0]
                 .command
                 .ends_with("X='y'  sudo -S -E sh -eux '/tmp/script_7.sh'")
+        );
+    }
+
+    #[test]
+    fn scripts_accept_dev_null_as_an_empty_script() {
+        // packer-maas's Ubuntu templates default `customize_script` to it.
+        let b = body(vec![("script", Value::String("/dev/null".into()))]);
+        let cfg = decode(&b, "p", Path::new("/srv/templates"), 3).unwrap();
+        assert_eq!(
+            cfg.source,
+            Source::Scripts(vec![PathBuf::from("/dev/null")])
+        );
+        let p = plan(&cfg, &BuildFacts::default(), &TemplateData::new(), 3).unwrap();
+        assert_eq!(p.runs.len(), 1);
+        assert!(p.runs[0].content.is_empty());
+        assert_eq!(p.runs[0].remote_path, "/tmp/script_3.sh");
+    }
+
+    #[test]
+    fn scripts_refuse_paths_that_never_end() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.sh")).unwrap();
+        let fifo = dir.path().join("fifo.sh");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let b = body(vec![(
+            "scripts",
+            strings(&["zero.sh", "fifo.sh", "/proc/self/status", "missing.sh"]),
+        )]);
+        let errors = decode(&b, "p", dir.path(), 1).unwrap_err();
+        let text: Vec<String> = errors.iter().map(|e| e.message.clone()).collect();
+        assert_eq!(text.len(), 4, "{text:?}");
+        assert!(
+            text[0].contains("bad script `zero.sh`: it is a character device that does not end"),
+            "{text:?}"
+        );
+        assert!(
+            text[1].contains("bad script `fifo.sh`: it is a FIFO"),
+            "{text:?}"
+        );
+        assert!(text[2].contains("under `/proc` or `/sys`"), "{text:?}");
+        assert!(
+            text[3].contains("bad script `missing.sh`: no such file"),
+            "{text:?}"
         );
     }
 

@@ -11,6 +11,7 @@ use std::process::Stdio;
 use kiln_qemu::placeholders::{self, TemplateData};
 use kiln_template::body::Body;
 use kiln_template::decode::{DecodeError, Decoder};
+use kiln_template::load::input::check_input;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::shell::{BuildFacts, environment, flatten_env};
@@ -129,10 +130,10 @@ pub fn decode(
     }
     let scripts: Vec<PathBuf> = scripts.iter().map(|s| cwd.join(s)).collect();
     for p in &scripts {
-        if !p.is_file() {
+        if let Err(e) = check_input(p, false) {
             d.error(
                 "scripts",
-                format!("bad script `{}`: no such file", p.display()),
+                format!("bad script `{}`: {}", p.display(), e.reason()),
                 None,
             );
         }
@@ -516,6 +517,39 @@ mod tests {
             !run(&cfg, dir.path(), &facts(), &TemplateData::new(), &ev)
                 .await
                 .unwrap()
+        );
+    }
+
+    #[test]
+    fn scripts_accept_dev_null_and_refuse_fifos() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = decode(
+            &body(vec![("script", Value::String("/dev/null".into()))]),
+            "p",
+            dir.path(),
+            false,
+        )
+        .unwrap();
+        assert_eq!(ok.scripts, vec![PathBuf::from("/dev/null")]);
+        let fifo = dir.path().join("fifo.sh");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let errors = decode(
+            &body(vec![("scripts", strings(&["fifo.sh", "/dev/zero"]))]),
+            "p",
+            dir.path(),
+            false,
+        )
+        .unwrap_err();
+        let all: Vec<String> = errors.iter().map(|e| e.message.clone()).collect();
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert!(all[0].contains("it is a FIFO"), "{all:?}");
+        assert!(
+            all[1].contains("`/dev/zero`: it is a character device that does not end"),
+            "{all:?}"
         );
     }
 

@@ -158,6 +158,12 @@ fn walk(name: &str, path: &Path, out: &mut Vec<FileInput>) {
             name,
             target.as_os_str().as_encoded_bytes(),
         ));
+    } else if !meta.is_file() {
+        // A FIFO, socket or device in an uploaded tree: its type counts,
+        // reading it could block forever (`/dev/null` is empty anyway).
+        use std::os::unix::fs::MetadataExt;
+        let kind = format!("\0special {:o}", meta.mode() & 0o170000);
+        out.push(FileInput::from_bytes(name, kind.as_bytes()));
     } else {
         out.push(
             FileInput::from_path(name, path)
@@ -991,6 +997,23 @@ mod tests {
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn tree_inputs_do_not_read_a_fifo_in_an_uploaded_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        std::fs::create_dir(&tree).unwrap();
+        std::fs::write(tree.join("a"), b"a").unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(tree.join("fifo"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // Would block forever reading the FIFO before.
+        let inputs = tree_inputs("sources[0]", &tree);
+        let names: Vec<&str> = inputs.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["sources[0]/a", "sources[0]/fifo"]);
     }
 
     #[test]

@@ -124,6 +124,40 @@ fn memory_below_ten_means_default_and_cpus_follow_topology() {
 }
 
 #[test]
+fn integer_fields_out_of_range_are_errors_naming_the_range() {
+    // Was `-smp 4294967295`: the value saturated into u32.
+    let e = errors(&with(&[("cpus", n(99_999_999_999.0))]));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("`cpus`"), "{e:?}");
+    assert!(
+        e[0].contains("99999999999 is out of range: allowed 0..=1024"),
+        "{e:?}"
+    );
+    for field in ["sockets", "cores", "threads"] {
+        let e = errors(&with(&[(field, n(1025.0))]));
+        assert!(
+            e.len() == 1 && e[0].contains(&format!("`{field}`")) && e[0].contains("0..=1024"),
+            "{field}: {e:?}"
+        );
+    }
+    let e = errors(&with(&[("memory", n(1e30))]));
+    assert!(
+        e.len() == 1 && e[0].contains("`memory`") && e[0].contains("..=16777216 MiB"),
+        "{e:?}"
+    );
+    let e = errors(&with(&[("ssh_handshake_attempts", n(5e9))]));
+    assert!(e.len() == 1 && e[0].contains("..=4294967295"), "{e:?}");
+    let e = errors(&with(&[("temporary_key_pair_bits", n(1e12))]));
+    assert!(e.len() == 1 && e[0].contains("..=16384"), "{e:?}");
+    let e = errors(&with(&[("cpus", n(2.5))]));
+    assert!(e.len() == 1 && e[0].contains("not a whole number"), "{e:?}");
+    // The bounds themselves are fine.
+    let c = decode(&with(&[("cpus", n(1024.0)), ("memory", n(16_777_216.0))]));
+    assert_eq!(c.smp.arg(), "1024");
+    assert_eq!(c.memory, 16 << 20);
+}
+
+#[test]
 fn checksums_parse_in_every_packer_form() {
     let digest = |a: &str, h: &str| IsoChecksum::Digest {
         algorithm: a.into(),

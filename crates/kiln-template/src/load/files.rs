@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Diags, OriginKind, relative_to};
+use super::{Diags, OriginKind, input, relative_to};
 use crate::decode::did_you_mean;
 use crate::diag::Diag;
 use crate::source::SourceFile;
@@ -105,8 +105,10 @@ pub(crate) fn discover(path: &Path, var_files: &[PathBuf]) -> Result<Found, Vec<
 
 fn read(path: &Path, root: &Path) -> Result<Arc<SourceFile>, Diag> {
     let name = relative_to(path, root);
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Diag::error(format!("cannot read `{name}`")).detail(e.to_string()))?;
+    let cannot = |detail: String| Diag::error(format!("cannot read `{name}`")).detail(detail);
+    let bytes = input::read_input(path, input::TEMPLATE_LIMIT).map_err(|e| cannot(e.reason()))?;
+    let text =
+        String::from_utf8(bytes).map_err(|e| cannot(format!("it is not UTF-8 text ({e})")))?;
     Ok(Arc::new(SourceFile::new(name, path.to_path_buf(), text)))
 }
 
@@ -359,5 +361,98 @@ pub(crate) fn check_top_level(files: &[SFile], diags: &mut Diags) {
                 },
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{LoadOptions, load};
+    use std::path::Path;
+
+    const TEMPLATE: &str = "variable \"v\" {\n  default = \"x\"\n}\n";
+
+    fn errors_of(opts: &LoadOptions) -> Vec<String> {
+        match load(opts) {
+            Ok(_) => panic!("loaded"),
+            Err(f) => f
+                .errors
+                .iter()
+                .map(|d| format!("{}: {}", d.summary, d.detail.clone().unwrap_or_default()))
+                .collect(),
+        }
+    }
+
+    fn opts(path: &Path) -> LoadOptions {
+        LoadOptions {
+            path: path.to_path_buf(),
+            ..LoadOptions::default()
+        }
+    }
+
+    #[test]
+    fn load_refuses_a_template_linked_to_dev_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.pkr.hcl"), TEMPLATE).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.pkr.hcl")).unwrap();
+        let errors = errors_of(&opts(dir.path()));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("`zero.pkr.hcl`"), "{errors:?}");
+        assert!(
+            errors[0].contains("character device that does not end"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn load_refuses_var_files_that_never_end() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.pkr.hcl"), TEMPLATE).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("z.auto.pkrvars.hcl")).unwrap();
+        let fifo = dir.path().join("fifo.pkrvars.hcl");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let mut o = opts(dir.path());
+        o.var_files.push(fifo);
+        let errors = errors_of(&o);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].contains("z.auto.pkrvars.hcl")
+                && errors[0].contains("character device that does not end"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].contains("fifo.pkrvars.hcl") && errors[1].contains("is a FIFO"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn load_refuses_a_template_over_the_size_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.pkr.hcl");
+        let f = std::fs::File::create(&big).unwrap();
+        // Sparse: 16 MiB + 1 without writing it.
+        f.set_len(super::input::TEMPLATE_LIMIT + 1).unwrap();
+        let errors = errors_of(&opts(&big));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("`big.pkr.hcl`") && errors[0].contains("16 MiB limit"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn load_reads_an_empty_var_file_from_dev_null() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.pkr.hcl"), TEMPLATE).unwrap();
+        let null = dir.path().join("null.pkrvars.hcl");
+        std::os::unix::fs::symlink("/dev/null", &null).unwrap();
+        let mut o = opts(dir.path());
+        o.var_files.push(null);
+        let loaded = load(&o).map_err(|f| f.errors).unwrap();
+        assert!(loaded.variables.contains_key("v"));
     }
 }

@@ -46,6 +46,7 @@
 mod builds;
 mod files;
 mod filter;
+pub mod input;
 mod locals;
 mod scope;
 mod vars;

@@ -2,6 +2,8 @@
 //! overlay, UEFI variables and a saved VM state per cached build step).
 
 use kiln_build::cache::fmt as cfmt;
+use std::path::PathBuf;
+
 use kiln_build::cache::{PrunePolicy, Store, default_root};
 
 use crate::exit::Exit;
@@ -36,15 +38,16 @@ pub struct PruneArgs {
     pub older_than: Option<String>,
 }
 
-fn open() -> Result<Store, Exit> {
-    let root = default_root().map_err(|e| {
+/// The store if there is one: `ls`, `du` and `prune` create nothing, and a
+/// missing cache directory is an empty cache.
+fn open_existing() -> Result<(PathBuf, Option<Store>), Exit> {
+    let fail = |e: kiln_build::cache::StoreError| {
         render::error(&e.to_string(), None);
         Exit::Failed
-    })?;
-    Store::open(&root).map_err(|e| {
-        render::error(&e.to_string(), None);
-        Exit::Failed
-    })
+    };
+    let root = default_root().map_err(fail)?;
+    let store = Store::open_existing(&root).map_err(fail)?;
+    Ok((root, store))
 }
 
 fn print_json(value: serde_json::Result<serde_json::Value>) {
@@ -56,12 +59,16 @@ fn print_json(value: serde_json::Result<serde_json::Value>) {
 }
 
 pub fn run(cmd: &Command) -> Exit {
-    let store = match open() {
+    let (root, store) = match open_existing() {
         Ok(s) => s,
         Err(e) => return e,
     };
     let result = match cmd {
-        Command::Ls(c) => cfmt::ls(&store).map(|out| {
+        Command::Ls(c) => match &store {
+            Some(store) => cfmt::ls(store),
+            None => Ok(cfmt::ls_empty(&root)),
+        }
+        .map(|out| {
             if c.json {
                 print_json(serde_json::to_value(&out));
             } else {
@@ -70,25 +77,37 @@ pub fn run(cmd: &Command) -> Exit {
                     "key", "parent", "size", "state", "build / step"
                 ));
                 for e in &out.entries {
+                    let what = match &e.damaged {
+                        Some(reason) => format!("damaged: {reason}"),
+                        None => format!("{} / {}", e.build, e.step),
+                    };
                     render::out(&format!(
-                        "{:<12} {:<12} {:>10} {:5}  {} / {}",
+                        "{:<12} {:<12} {:>10} {:5}  {what}",
                         e.short_key,
                         e.parent.as_deref().map(|p| &p[..12.min(p.len())]).unwrap_or("-"),
                         cfmt::human_bytes(e.bytes),
                         if e.has_state { "yes" } else { "no" },
-                        e.build,
-                        e.step
                     ));
                 }
+                let damaged = out.entries.iter().filter(|e| e.damaged.is_some()).count();
                 render::out(&format!(
-                    "{} checkpoints, {} in {}",
-                    out.entries.len(),
+                    "{} checkpoints, {} in {}{}",
+                    out.entries.len() - damaged,
                     cfmt::human_bytes(out.total_bytes),
-                    out.root
+                    out.root,
+                    if damaged > 0 {
+                        format!("; {damaged} damaged (`kiln cache prune` removes them)")
+                    } else {
+                        String::new()
+                    }
                 ));
             }
         }),
-        Command::Du(c) => cfmt::du(&store).map(|out| {
+        Command::Du(c) => match &store {
+            Some(store) => cfmt::du(store),
+            None => Ok(cfmt::du_empty(&root)),
+        }
+        .map(|out| {
             if c.json {
                 print_json(serde_json::to_value(&out));
             } else {
@@ -102,6 +121,13 @@ pub fn run(cmd: &Command) -> Exit {
                     cfmt::human_bytes(out.vars_bytes),
                     cfmt::human_bytes(out.staging_bytes)
                 ));
+                if out.damaged > 0 {
+                    render::out(&format!(
+                        "{} damaged checkpoints, {} (`kiln cache prune` removes them)",
+                        out.damaged,
+                        cfmt::human_bytes(out.damaged_bytes)
+                    ));
+                }
             }
         }),
         Command::Prune(a) => {
@@ -116,6 +142,24 @@ pub fn run(cmd: &Command) -> Exit {
             if max_size.is_none() && older_than.is_none() {
                 return crate::cli::usage_error("say what to prune: --max-size SIZE and/or --older-than AGE");
             }
+            let Some(existing) = &store else {
+                let out = cfmt::prune_empty(&root);
+                if a.common.json {
+                    print_json(serde_json::to_value(&out));
+                } else {
+                    render::out(&format!("removed 0 checkpoints; the cache at {} is empty", out.root));
+                }
+                return Exit::Ok;
+            };
+            // Prune writes: open the store for real (it removes what killed
+            // builds left behind).
+            let store = match Store::open(existing.root()) {
+                Ok(s) => s,
+                Err(e) => {
+                    render::error(&e.to_string(), None);
+                    return Exit::Failed;
+                }
+            };
             store
                 .prune(&PrunePolicy {
                     max_size,
@@ -126,6 +170,14 @@ pub fn run(cmd: &Command) -> Exit {
                     if a.common.json {
                         print_json(serde_json::to_value(&out));
                     } else {
+                        let damaged = out
+                            .removed
+                            .iter()
+                            .filter(|r| r.entry.damaged.is_some())
+                            .count();
+                        if damaged > 0 {
+                            render::out(&format!("removed {damaged} damaged checkpoints"));
+                        }
                         render::out(&format!(
                             "removed {} checkpoints ({}); {} left ({})",
                             out.removed.len(),
