@@ -131,6 +131,7 @@ const SINGLE_DASH: &[&str] = &[
     "until",
     "resume",
     "upgrade",
+    "accel",
 ];
 
 /// Turn Packer's `-var x=1` / `-var=x=1` into `--var …` (before any `--`).

@@ -158,3 +158,71 @@ fn newer_required_version_is_refused_unless_ignored() {
         );
     }
 }
+
+/// packer-maas hard-codes `-machine accel=kvm` and `-cpu host`; on a host
+/// where KVM does not run guests, preflight refuses unless software
+/// emulation is forced, which rewrites both and says so. (The template's
+/// last switch stops QEMU at once: the test is about the command line.)
+#[test]
+fn accel_tcg_rewrites_kvm_only_arguments_and_passes_preflight() {
+    let t = tempfile::tempdir().unwrap();
+    assert!(
+        Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2", "base.qcow2", "64M"])
+            .current_dir(t.path())
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::write(
+        t.path().join("kvm.pkr.hcl"),
+        r#"
+variable "base_image" {
+  type = string
+}
+source "qemu" "kvm" {
+  iso_url          = var.base_image
+  iso_checksum     = "none"
+  disk_image       = true
+  use_backing_file = true
+  memory           = 256
+  disk_size        = "1G"
+  headless         = true
+  communicator     = "none"
+  qemuargs         = [["-machine", "accel=kvm"], ["-cpu", "host"], ["-kiln-stop-here"]]
+}
+build {
+  sources = ["source.qemu.kvm"]
+}
+"#,
+    )
+    .unwrap();
+    let base = format!("base_image={}/base.qcow2", t.path().display());
+    let kvm_runs = std::fs::metadata("/dev/kvm").is_ok()
+        && kiln(t.path(), &["doctor", "--json"])
+            .1
+            .contains("\"kvm: works");
+    if !kvm_runs {
+        let (code, _, err) = kiln(t.path(), &["build", "-var", &base, "."]);
+        assert_eq!(code, 3, "{err}");
+        assert!(err.contains("`-machine accel=kvm`"), "{err}");
+    }
+    let (code, out, err) = kiln(t.path(), &["build", "--accel", "tcg", "-var", &base, "."]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("--accel tcg: qemuargs `-machine accel=kvm` → `-machine accel=tcg`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("--accel tcg: qemuargs `-cpu host` → `-cpu max`"),
+        "{err}"
+    );
+    assert!(!err.contains("preflight refused"), "{err}");
+    assert!(
+        out.contains("-machine accel=tcg") && out.contains("-cpu max"),
+        "{out}"
+    );
+    assert!(out.contains("-kiln-stop-here: invalid option"), "{out}");
+    let (code, _, err) = kiln(t.path(), &["build", "--accel", "hvf", "-var", &base, "."]);
+    assert_eq!(code, 2, "{err}");
+}

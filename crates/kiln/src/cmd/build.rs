@@ -54,6 +54,11 @@ pub struct Args {
     /// step of the build is cached.
     #[arg(long)]
     pub resume: bool,
+    /// Force software emulation: `tcg` rewrites `accel=kvm`, `-enable-kvm`
+    /// and `-cpu host` in the template (for hosts where KVM does not run
+    /// guests) and prints what it rewrote.
+    #[arg(long, value_name = "ACCEL", env = "KILN_ACCEL")]
+    pub accel: Option<String>,
 }
 
 /// Where downloads, memos and the accelerator verdict are cached:
@@ -105,7 +110,7 @@ pub fn run(args: &Args) -> Exit {
         Err(e) => return e,
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let planned = match decode_builds(&loaded, &cwd) {
+    let mut planned = match decode_builds(&loaded, &cwd) {
         Ok(p) => p,
         Err(errors) => {
             render::diagnostics(&errors, &[]);
@@ -114,6 +119,23 @@ pub fn run(args: &Args) -> Exit {
         }
     };
     render::diagnostics(&[], &planned.warnings);
+    match args.accel.as_deref() {
+        None | Some("") => {}
+        Some("tcg") => {
+            for spec in &mut planned.specs {
+                if let SourceSpec::Qemu(q) = &mut spec.source {
+                    for change in kiln_qemu::emulate::force_tcg(q) {
+                        render::err_line(&format!("==> {}: --accel tcg: {change}", spec.name));
+                    }
+                }
+            }
+        }
+        Some(other) => {
+            return crate::cli::usage_error(&format!(
+                "`--accel {other}` (or KILN_ACCEL): only `tcg` can be forced; KVM is used when the host runs it"
+            ));
+        }
+    }
     if planned.specs.is_empty() {
         render::error(
             "no build matches `-only`/`-except`",
