@@ -14,6 +14,8 @@ PACKAGES=(
   openssh-server openssh-client attr acl libcap2-bin tar xz-utils openssl
   # reference peers for benchmarks (never used by kiln itself)
   packer pigz libnbd-bin nbdkit fuse2fs fuse3 bc time
+  # packer-maas's own Makefiles (benches/packer-maas-ubuntu.sh)
+  cloud-image-utils parted lsb-release make
 )
 
 missing=()
