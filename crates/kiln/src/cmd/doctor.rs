@@ -10,7 +10,7 @@ use kiln_build::preflight::{
     Check, CollectOptions, HostFacts, Status, apply_fix, doctor_checks, fix_plan, worst,
 };
 
-use crate::cli::TemplateArgs;
+use crate::cli::{TemplateArgs, TemplateFlags};
 use crate::exit::Exit;
 use crate::render;
 
@@ -22,18 +22,9 @@ pub struct Args {
     /// Install what is missing with the system package manager (apt).
     #[arg(long)]
     pub fix: bool,
-    /// Set a variable: `-var name=value` (repeatable; always wins over var files).
-    #[arg(long = "var", value_name = "NAME=VALUE")]
-    pub vars: Vec<String>,
-    /// Read variable values from a file (`.pkrvars.hcl` or `.json`; repeatable, later wins).
-    #[arg(long = "var-file", value_name = "FILE")]
-    pub var_files: Vec<PathBuf>,
-    /// Only the builds matching these globs (comma-separated or repeated).
-    #[arg(long, value_name = "GLOB")]
-    pub only: Vec<String>,
-    /// All builds but those matching these globs (comma-separated or repeated).
-    #[arg(long, value_name = "GLOB")]
-    pub except: Vec<String>,
+    // `-var`, `-var-file`, `-only`, `-except`, as `build` takes them.
+    #[command(flatten)]
+    pub template: TemplateFlags,
     /// A template to check the host against (optional).
     #[arg(value_name = "PATH")]
     pub path: Option<PathBuf>,
@@ -43,10 +34,7 @@ impl Args {
     /// The template flags, when a template was given.
     fn template(&self) -> Option<TemplateArgs> {
         Some(TemplateArgs {
-            vars: self.vars.clone(),
-            var_files: self.var_files.clone(),
-            only: self.only.clone(),
-            except: self.except.clone(),
+            flags: self.template.clone(),
             path: self.path.clone()?,
         })
     }
