@@ -1,5 +1,9 @@
 //! `kiln plan`: what `kiln build` would do, without doing it — the resolved
-//! config per build, the exact QEMU argv and `qemu-img` commands, the steps.
+//! config per build, the accelerator QEMU will use and what decided it
+//! (`accelerator`, `qemuargs`, or kiln's fallback), the exact QEMU argv and
+//! `qemu-img` commands, the boot command as it will be typed (with preview
+//! `{{ .HTTPIP }}`/`{{ .HTTPPort }}`), the steps. A build that cannot be
+//! planned is an error (exit 2), in text and in `--json`.
 
 use kiln_build::plan::{AccelFrom, decode_builds, plan_json};
 
