@@ -354,6 +354,77 @@ pub fn parse(input: &str) -> Result<Vec<BootItem>, BootCommandError> {
     Ok(items)
 }
 
+/// A `<name>` that Packer's grammar does not know: it is typed literally,
+/// character by character (not an error in Packer), with the closest key
+/// or wait it may have meant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownKey {
+    /// As written, with its angle brackets (`<wiat5>`).
+    pub text: String,
+    /// The closest valid spelling, with angle brackets (`<wait5>`).
+    pub suggestion: Option<String>,
+}
+
+/// Every `<word>` of a boot command that [`parse`] types literally: a
+/// letter, then letters, digits or `.`, up to a `>`.
+pub fn unknown_keys(input: &str) -> Vec<UnknownKey> {
+    let mut out = Vec::new();
+    let mut rest = input;
+    while let Some(at) = rest.find('<') {
+        let after = &rest[at + 1..];
+        rest = after;
+        // A bad `<waitN>` is an error of its own (see `parse`).
+        let known =
+            wait(after).is_some() || char_toggle(after).is_some() || special(after).is_some();
+        if known {
+            continue;
+        }
+        let name_len = after
+            .char_indices()
+            .take_while(|(i, c)| {
+                if *i == 0 {
+                    c.is_ascii_alphabetic()
+                } else {
+                    c.is_ascii_alphanumeric() || *c == '.'
+                }
+            })
+            .map(|(i, c)| i + c.len_utf8())
+            .last()
+            .unwrap_or(0);
+        if name_len < 2 || !after[name_len..].starts_with('>') {
+            continue;
+        }
+        let name = &after[..name_len];
+        out.push(UnknownKey {
+            text: format!("<{name}>"),
+            suggestion: closest_key(name).map(|s| format!("<{s}>")),
+        });
+        rest = &after[name_len + 1..];
+    }
+    out
+}
+
+/// The valid key or wait closest to `name` (compared without case).
+fn closest_key(name: &str) -> Option<String> {
+    let lower = name.to_ascii_lowercase();
+    let mut candidates: Vec<String> = Vec::new();
+    for (n, _) in SPECIALS {
+        candidates.push((*n).to_string());
+        candidates.push(format!("{n}On"));
+        candidates.push(format!("{n}Off"));
+    }
+    candidates.push("wait".into());
+    // `<wiat5>`: keep what follows the letters as the wait's length.
+    if let Some(i) = name.find(|c: char| c.is_ascii_digit()) {
+        candidates.push(format!("wait{}", &name[i..]));
+    }
+    let lowered: Vec<String> = candidates.iter().map(|c| c.to_ascii_lowercase()).collect();
+    let refs: Vec<&str> = lowered.iter().map(String::as_str).collect();
+    let best = kiln_template::decode::did_you_mean(&lower, &refs)?;
+    let i = refs.iter().position(|c| *c == best)?;
+    candidates.get(i).cloned()
+}
+
 /// Write items back in Packer's syntax (canonical spellings).
 pub fn to_string(items: &[BootItem]) -> String {
     let mut out = String::new();

@@ -498,6 +498,11 @@ pub struct QemuConfig {
 pub struct ConfigWarning {
     pub span: Span,
     pub message: String,
+    /// What to do about it (a "did you mean").
+    pub help: Option<String>,
+    /// The text inside the attribute the warning is about, so that the
+    /// caller can point at its own line (`<wiat5>` in a long list).
+    pub text: Option<String>,
 }
 
 /// A decoded config and its warnings.
@@ -764,6 +769,8 @@ fn decode_fields(
             Support::Ignored => warnings.push(ConfigWarning {
                 span: d.span_of(field.name),
                 message: format!("`{}` has no effect in kiln: {}", field.name, field.doc),
+                help: None,
+                text: None,
             }),
             Support::Unsupported => d.error(
                 field.name,
@@ -807,6 +814,8 @@ fn decode_fields(
         warnings.push(ConfigWarning {
             span: d.span_of("iso_checksum"),
             message: "a checksum of `none` was specified: the source file is not verified".into(),
+            help: None,
+            text: None,
         });
     }
     let iso_target_path: Option<String> = d.opt("iso_target_path");
@@ -1114,14 +1123,30 @@ fn decode_fields(
             None,
         );
     }
+    let boot_field = if command.is_empty() {
+        "boot_steps"
+    } else {
+        "boot_command"
+    };
     for (keys, _) in std::iter::once((command.concat(), None::<String>)).chain(steps.clone()) {
         if let Err(e) = bootcmd::parse(&keys) {
-            let field = if command.is_empty() {
-                "boot_steps"
-            } else {
-                "boot_command"
-            };
-            d.error(field, e.to_string(), None);
+            d.error(boot_field, e.to_string(), None);
+        }
+        // Packer types an unknown `<name>` literally: worth a warning, not
+        // an error (common/bootcommand's grammar falls back to literals).
+        for unknown in bootcmd::unknown_keys(&keys) {
+            warnings.push(ConfigWarning {
+                span: d.span_of(boot_field),
+                message: format!(
+                    "`{}` in `{boot_field}` is not a key Packer knows: it is typed literally, character by character",
+                    unknown.text
+                ),
+                help: unknown
+                    .suggestion
+                    .as_ref()
+                    .map(|s| format!("did you mean `{s}`?")),
+                text: Some(unknown.text),
+            });
         }
     }
     let boot_wait = match signed_duration(d, "boot_wait") {
@@ -1211,6 +1236,8 @@ fn decode_fields(
             warnings.push(ConfigWarning {
                 span: d.span_of(old),
                 message: format!("`{old}` is deprecated and is being replaced by `{new}`"),
+                help: None,
+                text: None,
             });
         }
     }

@@ -68,6 +68,17 @@ pub enum VarsCommand {
 /// The flags every template command takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TemplateArgs {
+    #[command(flatten)]
+    pub flags: TemplateFlags,
+    /// A template directory, or a single `.pkr.hcl`/`.pkr.json` file.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+}
+
+/// Variables and build selection, without the path (`kiln doctor` takes
+/// them with an optional template).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TemplateFlags {
     /// Set a variable: `-var name=value` (repeatable; always wins over var files).
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
@@ -83,25 +94,23 @@ pub struct TemplateArgs {
     /// Treat an unmet `required_version` as a warning (templates that pin a newer Packer).
     #[arg(long = "ignore-version-constraint")]
     pub ignore_version_constraint: bool,
-    /// A template directory, or a single `.pkr.hcl`/`.pkr.json` file.
-    #[arg(value_name = "PATH")]
-    pub path: PathBuf,
 }
 
 impl TemplateArgs {
     /// Loader options from the flags and this process's environment.
     pub fn load_options(&self) -> Result<LoadOptions, String> {
+        let f = &self.flags;
         let mut opts = LoadOptions::new(&self.path);
-        for v in &self.vars {
+        for v in &f.vars {
             let Some((k, val)) = v.split_once('=') else {
                 return Err(format!("invalid -var `{v}`: expected `name=value`"));
             };
             opts.vars.push((k.to_string(), val.to_string()));
         }
-        opts.var_files.clone_from(&self.var_files);
-        opts.only.clone_from(&self.only);
-        opts.except.clone_from(&self.except);
-        opts.ignore_version_constraint = self.ignore_version_constraint;
+        opts.var_files.clone_from(&f.var_files);
+        opts.only.clone_from(&f.only);
+        opts.except.clone_from(&f.except);
+        opts.ignore_version_constraint = f.ignore_version_constraint;
         Ok(opts)
     }
 }

@@ -211,3 +211,39 @@ proptest! {
         prop_assert_eq!(items.len(), text.chars().count());
     }
 }
+
+#[test]
+fn unknown_keys_name_the_closest_key_when_misspelled() {
+    let found = unknown_keys("<esc><wiat5>linux<entr><leftCtrlOn>c<leftCtrlOff><wait>");
+    assert_eq!(
+        found,
+        vec![
+            UnknownKey {
+                text: "<wiat5>".into(),
+                suggestion: Some("<wait5>".into()),
+            },
+            UnknownKey {
+                text: "<entr>".into(),
+                suggestion: Some("<enter>".into()),
+            },
+        ]
+    );
+    // The misspelling really is typed literally, as Packer does.
+    assert_eq!(parse("<wiat5>").unwrap().len(), 7);
+}
+
+#[test]
+fn unknown_keys_ignore_text_that_is_no_key_name() {
+    assert!(unknown_keys("a < b > c <1> <-x> <a> <x y> <pageup><F12><aOn>").is_empty());
+    assert_eq!(
+        unknown_keys("<frobnicate>"),
+        vec![UnknownKey {
+            text: "<frobnicate>".into(),
+            suggestion: None,
+        }]
+    );
+    assert_eq!(
+        unknown_keys("<leftCtlOn>")[0].suggestion.as_deref(),
+        Some("<leftCtrlOn>")
+    );
+}

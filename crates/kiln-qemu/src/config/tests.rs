@@ -357,3 +357,24 @@ fn paths_join_like_go() {
     assert_eq!(join_path("a/../b", "vm"), "b/vm");
     assert_eq!(clean_path("../x/./y"), "../x/y");
 }
+
+#[test]
+fn misspelled_boot_keys_warn_with_the_closest_key() {
+    let d = QemuConfig::decode(
+        &body(&with(&[(
+            "boot_command",
+            list(&["<esc><wiat5>", "linux ip=dhcp<enter>"]),
+        )])),
+        "x",
+    )
+    .unwrap();
+    let w: Vec<&ConfigWarning> = d.warnings.iter().filter(|w| w.text.is_some()).collect();
+    assert_eq!(w.len(), 1, "{:?}", d.warnings);
+    assert!(
+        w[0].message.contains("`<wiat5>` in `boot_command`"),
+        "{}",
+        w[0].message
+    );
+    assert_eq!(w[0].help.as_deref(), Some("did you mean `<wait5>`?"));
+    assert_eq!(w[0].text.as_deref(), Some("<wiat5>"));
+}

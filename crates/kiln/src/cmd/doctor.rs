@@ -5,11 +5,12 @@
 
 use std::path::PathBuf;
 
-use kiln_build::plan::decode_builds;
+use kiln_build::plan::decode_each;
 use kiln_build::preflight::{
-    Check, CollectOptions, HostFacts, Status, apply_fix, check, doctor_checks, fix_plan, worst,
+    Check, CollectOptions, HostFacts, Status, apply_fix, doctor_checks, fix_plan, worst,
 };
 
+use crate::cli::{TemplateArgs, TemplateFlags};
 use crate::exit::Exit;
 use crate::render;
 
@@ -21,41 +22,53 @@ pub struct Args {
     /// Install what is missing with the system package manager (apt).
     #[arg(long)]
     pub fix: bool,
-    /// Set a variable of the template: `-var name=value`.
-    #[arg(long = "var", value_name = "NAME=VALUE")]
-    pub vars: Vec<String>,
-    /// Read variable values from a file.
-    #[arg(long = "var-file", value_name = "FILE")]
-    pub var_files: Vec<PathBuf>,
+    // `-var`, `-var-file`, `-only`, `-except`, as `build` takes them.
+    #[command(flatten)]
+    pub template: TemplateFlags,
     /// A template to check the host against (optional).
     #[arg(value_name = "PATH")]
     pub path: Option<PathBuf>,
 }
 
+impl Args {
+    /// The template flags, when a template was given.
+    fn template(&self) -> Option<TemplateArgs> {
+        Some(TemplateArgs {
+            flags: self.template.clone(),
+            path: self.path.clone()?,
+        })
+    }
+}
+
 pub fn run(args: &Args) -> Exit {
     let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
-    let demands = match &args.path {
+    // A build that cannot be planned is reported (its errors, and a failed
+    // `template` check) and the others are still checked.
+    let mut template_checks = Vec::new();
+    let demands = match args.template() {
         None => None,
-        Some(path) => {
-            let t = crate::cli::TemplateArgs {
-                vars: args.vars.clone(),
-                var_files: args.var_files.clone(),
-                only: Vec::new(),
-                except: Vec::new(),
-                ignore_version_constraint: false,
-                path: path.clone(),
-            };
+        Some(t) => {
             let loaded = match super::load_template(&t, Exit::Usage) {
                 Ok(l) => l,
                 Err(e) => return e,
             };
-            let planned = match decode_builds(&loaded, &cwd) {
-                Ok(p) => p,
-                Err(errors) => {
-                    render::diagnostics(&errors, &[]);
-                    return Exit::Usage;
-                }
-            };
+            let each = decode_each(&loaded, &cwd);
+            let errors: Vec<_> = each.failed.iter().flat_map(|(_, es)| es.clone()).collect();
+            render::diagnostics(&errors, &each.planned.warnings);
+            for (build, es) in &each.failed {
+                let first = es.first().map(|d| d.summary.as_str()).unwrap_or("");
+                let more = match es.len() {
+                    0 | 1 => String::new(),
+                    n => format!(" (and {} more)", n - 1),
+                };
+                template_checks.push(
+                    Check::fail(
+                        "template",
+                        format!("build {build} cannot be planned: {first}{more}"),
+                    )
+                    .with_fix("fix the template errors printed above"),
+                );
+            }
             let opts = kiln_build::run::RunOptions {
                 cwd: cwd.clone(),
                 force: false,
@@ -68,7 +81,11 @@ pub fn run(args: &Args) -> Exit {
                 boot_silence_timeout: std::time::Duration::from_secs(120),
                 cache: None,
             };
-            Some(super::preflight::demands(&planned.specs, &loaded, &opts))
+            Some(super::preflight::demands(
+                &each.planned.specs,
+                &loaded,
+                &opts,
+            ))
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -84,10 +101,10 @@ pub fn run(args: &Args) -> Exit {
     runtime.block_on(async {
         let demands_slice = demands.as_deref().unwrap_or(&[]);
         let facts = HostFacts::collect(demands_slice, &CollectOptions::doctor()).await;
+        // With demands, doctor_checks holds the template's checks too.
         let mut checks = doctor_checks(&facts, demands.as_deref());
-        if let Some(d) = &demands {
-            checks.extend(check(d, &facts));
-        }
+        let template_failed = !template_checks.is_empty();
+        checks.extend(template_checks);
         print_checks(&checks, args.json);
         if args.fix {
             let plan = fix_plan(&checks);
@@ -111,7 +128,10 @@ pub fn run(args: &Args) -> Exit {
                 }
             }
         }
-        if worst(&checks) == Status::Fail {
+        if template_failed {
+            // A template error, as `validate` and `build` exit with.
+            Exit::Usage
+        } else if worst(&checks) == Status::Fail {
             Exit::Failed
         } else {
             Exit::Ok

@@ -1,9 +1,11 @@
 //! `kiln plan`: what `kiln build` would do, without doing it — the resolved
-//! config per build, the exact QEMU argv and `qemu-img` commands, the steps.
+//! config per build, the accelerator QEMU will use and what decided it
+//! (`accelerator`, `qemuargs`, or kiln's fallback), the exact QEMU argv and
+//! `qemu-img` commands, the boot command as it will be typed (with preview
+//! `{{ .HTTPIP }}`/`{{ .HTTPPort }}`), the steps. A build that cannot be
+//! planned is an error (exit 2), in text and in `--json`.
 
-use kiln_build::plan::{decode_builds, plan_json};
-use kiln_build::spec::SourceSpec;
-use kiln_qemu::Accelerator;
+use kiln_build::plan::{AccelFrom, decode_builds, plan_json};
 
 use crate::cli::TemplateArgs;
 use crate::exit::Exit;
@@ -34,17 +36,22 @@ pub fn run(args: &Args) -> Exit {
     };
     render::diagnostics(&[], &planned.warnings);
     let cache = super::build::cache_dir();
-    let plans: Vec<serde_json::Value> = planned
-        .specs
-        .iter()
-        .map(|spec| {
-            let accel = match &spec.source {
-                SourceSpec::Qemu(q) => q.accelerator.unwrap_or(Accelerator::Tcg),
-                SourceSpec::Null(_) => Accelerator::None,
-            };
-            plan_json(spec, accel, &cwd, &cache)
-        })
-        .collect();
+    // A build that cannot be planned could not run either: an error (exit
+    // 2), never a plan with a hole in it.
+    let mut plans = Vec::new();
+    let mut failed = 0;
+    for spec in &planned.specs {
+        match plan_json(spec, &cwd, &cache) {
+            Ok(p) => plans.push(p),
+            Err(e) => {
+                render::error(&e.to_string(), None);
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        return Exit::Usage;
+    }
     if args.json {
         let doc = serde_json::json!({ "builds": plans });
         match serde_json::to_string_pretty(&doc) {
@@ -59,9 +66,10 @@ pub fn run(args: &Args) -> Exit {
     for p in &plans {
         render::out(&format!("build {}", p["name"].as_str().unwrap_or("?")));
         if let Some(accel) = p["accelerator"].as_str() {
-            render::out(&format!(
-                "  accelerator: {accel} (unset in the template: decided at build time by the KVM probe)"
-            ));
+            let from = serde_json::from_value::<AccelFrom>(p["accelerator_from"].clone())
+                .map(|f| f.describe())
+                .unwrap_or_default();
+            render::out(&format!("  accelerator: {accel} ({from})"));
         }
         if let Some(cmds) = p["qemu_img"]["before_boot"].as_array() {
             render::out("  before boot:");
@@ -80,6 +88,29 @@ pub fn run(args: &Args) -> Exit {
                 } else {
                     render::out(&format!("    {}", args[i]));
                     i += 1;
+                }
+            }
+        }
+        if let Some(steps) = p["boot_command"].as_array()
+            && !steps.is_empty()
+        {
+            render::out(&format!(
+                "  boot command (`{{{{ .HTTPIP }}}}` = {}, `{{{{ .HTTPPort }}}}` = {}):",
+                p["preview"]["HTTPIP"].as_str().unwrap_or(""),
+                p["preview"]["HTTPPort"]
+            ));
+            for (i, step) in steps.iter().enumerate() {
+                let mut indent = "    ";
+                if steps.len() > 1 {
+                    let description = step["description"]
+                        .as_str()
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default();
+                    render::out(&format!("    step {}{description}", i + 1));
+                    indent = "      ";
+                }
+                for key in step["keys"].as_array().into_iter().flatten() {
+                    render::out(&format!("{indent}{}", key_line(key)));
                 }
             }
         }
@@ -104,4 +135,18 @@ pub fn run(args: &Args) -> Exit {
         }
     }
     Exit::Ok
+}
+
+/// One boot-command entry of the JSON plan as a line: `type "…"`,
+/// `key <enter>`, `hold <leftCtrl>`, `release <leftCtrl>`, `wait 5s`.
+fn key_line(key: &serde_json::Value) -> String {
+    let Some((verb, value)) = key.as_object().and_then(|o| o.iter().next()) else {
+        return String::new();
+    };
+    let value = value.as_str().unwrap_or("");
+    match verb.as_str() {
+        "type" => format!("type {value:?}"),
+        "wait" => format!("wait {value}"),
+        verb => format!("{verb} <{value}>"),
+    }
 }
