@@ -10,8 +10,9 @@
 #   - the cloud image's URL and checksum → the fixture (file:// + sha256);
 #   - KILN_ACCEL=tcg (the template hard-codes `accel=kvm` and `-cpu host`);
 #   - ROOT_PARTITION=1 → 2 in the post-processor (the fixture's root is p2);
-#   - the two Ubuntu-only lines of its scripts: `linux-virtual` in
-#     setup-boot.sh and the netplan file cleanup.sh removes;
+#   - the Ubuntu-only lines of its scripts: `linux-virtual` in
+#     setup-boot.sh, and in cleanup.sh the netplan file and `/root/.cache`
+#     it removes (Ubuntu's cloud image has both; the fixture has neither);
 #   - `make -o check-deps`: its dependency check takes Debian 12 for Ubuntu
 #     20.04 and asks for a package `nbdfuse` that Debian ships inside
 #     `libnbd-bin` (installed by scripts/deps.sh); Packer meets the same.
@@ -43,7 +44,8 @@ sed -i \
   -e 's/"ROOT_PARTITION=1"/"ROOT_PARTITION=2"/' \
   ubuntu-cloudimg.pkr.hcl
 sed -i 's/ linux-virtual / /' scripts/cloudimg/setup-boot.sh
-sed -i 's#^rm /etc/netplan/50-cloud-init.yaml#rm -f /etc/netplan/50-cloud-init.yaml#' scripts/cloudimg/cleanup.sh
+sed -i -e 's#^rm /etc/netplan/50-cloud-init.yaml#rm -f /etc/netplan/50-cloud-init.yaml#' \
+  -e 's#^rm -r /root/.cache#rm -rf /root/.cache#' scripts/cloudimg/cleanup.sh
 echo "==> substitutions made:" >&2
 (cd "$src/ubuntu" && diff -ru . "$work/ubuntu" | grep '^[-+][^-+]' >&2) || true
 
