@@ -732,15 +732,18 @@ fn vm_cloud_image_build_and_its_output_booted_again() {
             "cache_lookup",
             "run_qemu",
             "wait_ssh",
-            "provision 1/4 shell",
-            "provision 2/4 file",
-            "provision 3/4 file",
-            "provision 4/4 shell",
+            "provision 1/5 shell",
+            "provision 2/5 file",
+            "provision 3/5 file",
+            "provision 4/5 shell",
+            // packer-maas's `customize_script` default: `/dev/null`.
+            "provision 5/5 shell",
             "clear_authorized_keys",
             "shutdown",
             "convert_disk",
             "post-processor 1.1 manifest",
             "post-processor 2.1 checksum",
+            "post-processor 3.1 shell-local",
         ],
         &ctx,
     );
@@ -758,6 +761,21 @@ fn vm_cloud_image_build_and_its_output_booted_again() {
     // The null build made the UEFI variables that qemuargs name.
     assert_eq!(run.steps(deps), ["provision 1/1 shell-local"], "{ctx}");
     assert!(scene.work.join("OVMF_VARS.fd").is_file());
+
+    // VNC as packer-maas asks for it (loopback here: no warning), and its
+    // shell-local post-processor ran in the template's directory.
+    let says = run.texts(b, "say", "message").join("\n");
+    assert_contains(
+        &says,
+        "connect via VNC without a password to vnc://127.0.0.1:",
+        &ctx,
+    );
+    assert!(
+        run.outputs(b)
+            .iter()
+            .any(|l| l == "post-processed cloudimg"),
+        "{ctx}"
+    );
 
     // qemuargs dropped the default drives; kiln kept its seed and said so.
     let warnings = run.warnings(b).join("\n");
@@ -962,10 +980,11 @@ fn vm_cloud_image_build_and_its_output_booted_again() {
          output booted again: ssh after {ssh_at:.1} s",
         run.step_millis(b, "wait_ssh") as f64 / 1000.0,
         [
-            "provision 1/4 shell",
-            "provision 2/4 file",
-            "provision 3/4 file",
-            "provision 4/4 shell"
+            "provision 1/5 shell",
+            "provision 2/5 file",
+            "provision 3/5 file",
+            "provision 4/5 shell",
+            "provision 5/5 shell"
         ]
         .iter()
         .map(|s| run.step_millis(b, s))

@@ -4,6 +4,30 @@
 # it), the UEFI variables copied by a `null` build of the same run, and a
 # NoCloud seed from `cd_content` authorising the build's throwaway key
 # (kiln keeps it attached although `qemuargs` drops the default drives).
+# It also carries the rest of packer-maas's cloud-image constructs: the
+# `packer` block, lookup maps keyed by architecture, VNC options, a
+# `customize_script` that defaults to `/dev/null`, a `shell-local`
+# post-processor.
+
+packer {
+  required_version = ">= 1.7.0"
+  required_plugins {
+    qemu = {
+      version = ">= 1.1.0, < 1.1.2"
+      source  = "github.com/hashicorp/qemu"
+    }
+  }
+}
+
+variable "architecture" {
+  type    = string
+  default = "amd64"
+}
+
+variable "customize_script" {
+  type    = string
+  default = "/dev/null"
+}
 
 variable "base_image" {
   type = string
@@ -23,6 +47,10 @@ variable "greeting" {
 }
 
 locals {
+  qemu_machine = {
+    "amd64" = "q35"
+    "arm64" = "virt"
+  }
   user_data = <<-EOT
     #cloud-config
     ssh_authorized_keys:
@@ -41,10 +69,11 @@ source "qemu" "cloudimg" {
   use_backing_file = true
   disk_size        = "6G"
   format           = "qcow2"
-  machine_type     = "q35"
+  machine_type     = lookup(local.qemu_machine, var.architecture, "")
   memory           = 1024
   cpus             = 2
   headless         = true
+  vnc_bind_address = "127.0.0.1"
 
   qemu_img_args {
     create = ["-F", "qcow2"]
@@ -109,6 +138,11 @@ build {
     execute_command  = "{{ .Vars }} sudo -S -E sh -eu '{{ .Path }}'"
   }
 
+  provisioner "shell" {
+    expect_disconnect = true
+    scripts           = [var.customize_script]
+  }
+
   post-processor "manifest" {
     output = "manifest.json"
     custom_data = {
@@ -119,5 +153,10 @@ build {
   post-processor "checksum" {
     checksum_types = ["sha256"]
     output         = "output-cloudimg/{{ .BuildName }}.{{ .ChecksumType }}"
+  }
+
+  post-processor "shell-local" {
+    inline         = ["SOURCE=cloudimg", "test -s output-$${SOURCE}/packer-$${SOURCE}", "echo post-processed $${SOURCE}"]
+    inline_shebang = "/bin/bash -e"
   }
 }
