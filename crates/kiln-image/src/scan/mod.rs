@@ -275,6 +275,10 @@ fn compression(head: &[u8]) -> Option<&'static str> {
 /// [`Scanner::scan_tar`].
 pub struct Scanner {
     ac: AhoCorasick,
+    sensitive: Option<AhoCorasick>,
+    n_builtin: usize,
+    /// A reusable read buffer (allocating one per file costs more than the search).
+    scratch: Vec<u8>,
     pats: Vec<Pat>,
     build_blobs: Vec<Vec<u8>>,
     passwords: Vec<String>,
@@ -282,6 +286,54 @@ pub struct Scanner {
     report: ScanReport,
     cloud_reported: bool,
     max_pat: usize,
+}
+
+/// Judge one automaton match at `start..end` of `buf` (whose first byte is
+/// at absolute offset `base`) and keep it as a hit if it is one.
+#[allow(clippy::too_many_arguments)]
+fn consider(
+    buf: &[u8],
+    base: u64,
+    last: bool,
+    next_from: u64,
+    hits: &mut Vec<Hit>,
+    start: usize,
+    end: usize,
+    pat: Pat,
+) {
+    let abs = base + start as u64;
+    if abs < next_from {
+        return;
+    }
+    let after = &buf[end..];
+    if after.len() < pat.context() && !last {
+        return; // seen again, whole, in the next window
+    }
+    let mut example = false;
+    match pat {
+        Pat::Key(_) if !looks_like_key_material(after) => return,
+        Pat::Token(i) => {
+            let t = &rules::TOKENS[i];
+            let before = start.checked_sub(1).map(|p| buf[p]);
+            let Some(body) = rules::check_token(t, before, after) else {
+                return;
+            };
+            let whole = if body.start == 0 {
+                &buf[start..end + body.len]
+            } else {
+                &after[body.start..body.start + body.len]
+            };
+            example = rules::AWS_EXAMPLES.contains(&whole);
+        }
+        _ => {}
+    }
+    if hits.len() < MAX_HITS && !hits.iter().any(|h| h.at == abs && h.pat == pat) {
+        hits.push(Hit {
+            pat,
+            at: abs,
+            example,
+        });
+    }
 }
 
 fn looks_like_key_material(after: &[u8]) -> bool {
@@ -372,20 +424,38 @@ impl Scanner {
         }
         pats.push(Pat::ServiceAccount);
         bytes.push(b"\"service_account\"".to_vec());
+        // The built-in patterns never overlap in a way that matters: one
+        // leftmost-first pass, which lets aho-corasick use its SIMD prefilter.
+        let ac = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(&bytes)
+            .map_err(|e| ScanError::Allow {
+                pattern: "(built-in patterns)".into(),
+                reason: e.to_string(),
+            })?;
+        let mut max_pat = bytes.iter().map(Vec::len).max().unwrap_or(0);
+        // Sensitive values are anything: their own automaton, overlapping.
+        let mut sens = vec![];
         for (i, s) in cfg.sensitive.iter().enumerate() {
             if !s.is_empty() {
                 pats.push(Pat::Sensitive(i));
-                bytes.push(s.clone());
+                sens.push(s.clone());
             }
         }
-        let max_pat = bytes.iter().map(Vec::len).max().unwrap_or(0);
-        let ac = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .build(&bytes)
-            .map_err(|e| ScanError::Allow {
-                pattern: "(sensitive values)".into(),
-                reason: e.to_string(),
-            })?;
+        max_pat = max_pat.max(sens.iter().map(Vec::len).max().unwrap_or(0));
+        let sensitive = if sens.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::Standard)
+                    .build(&sens)
+                    .map_err(|e| ScanError::Allow {
+                        pattern: "(sensitive values)".into(),
+                        reason: e.to_string(),
+                    })?,
+            )
+        };
         let mut allow = vec![];
         for (rule, pat) in &cfg.allow {
             let p = format!("/{}", pat.trim_start_matches('/'));
@@ -400,7 +470,10 @@ impl Scanner {
         }
         Ok(Self {
             ac,
+            sensitive,
+            n_builtin: bytes.len(),
             pats,
+            scratch: vec![],
             build_blobs: cfg
                 .build_public_keys
                 .iter()
@@ -413,6 +486,13 @@ impl Scanner {
             cloud_reported: false,
             max_pat,
         })
+    }
+
+    /// The reusable read buffer, [`CHUNK`] bytes; put it back when done.
+    fn take_scratch(&mut self) -> Vec<u8> {
+        let mut b = std::mem::take(&mut self.scratch);
+        b.resize(CHUNK, 0);
+        b
     }
 
     fn add(&mut self, path: &str, rule: &str, severity: Severity, excerpt: String) {
@@ -566,43 +646,17 @@ impl Scanner {
         let mut next_from: u64 = 0; // matches starting before this were handled
         let mut hits: Vec<Hit> = vec![];
         let keep = OVERLAP.max(self.max_pat + KEY_CONTEXT + 8 + rules::TOKEN_CONTEXT);
-        let (ac, pats) = (&self.ac, &self.pats);
+        let (ac, sens, pats, nb) = (&self.ac, &self.sensitive, &self.pats, self.n_builtin);
         let mut total = 0u64;
         let scan = |buf: &[u8], base: u64, last: bool, next_from: &mut u64, hits: &mut Vec<Hit>| {
-            for m in ac.find_overlapping_iter(buf) {
-                let abs = base + m.start() as u64;
-                if abs < *next_from {
-                    continue;
-                }
+            for m in ac.find_iter(buf) {
                 let pat = pats[m.pattern().as_usize()];
-                let after = &buf[m.end()..];
-                if after.len() < pat.context() && !last {
-                    continue; // seen again, whole, in the next window
-                }
-                let mut example = false;
-                match pat {
-                    Pat::Key(_) if !looks_like_key_material(after) => continue,
-                    Pat::Token(i) => {
-                        let t = &rules::TOKENS[i];
-                        let before = m.start().checked_sub(1).map(|p| buf[p]);
-                        let Some(body) = rules::check_token(t, before, after) else {
-                            continue;
-                        };
-                        let whole = if body.start == 0 {
-                            &buf[m.start()..m.end() + body.len]
-                        } else {
-                            &after[body.start..body.start + body.len]
-                        };
-                        example = rules::AWS_EXAMPLES.contains(&whole);
-                    }
-                    _ => {}
-                }
-                if hits.len() < MAX_HITS && !hits.iter().any(|h| h.at == abs && h.pat == pat) {
-                    hits.push(Hit {
-                        pat,
-                        at: abs,
-                        example,
-                    });
+                consider(buf, base, last, *next_from, hits, m.start(), m.end(), pat);
+            }
+            if let Some(sens) = sens {
+                for m in sens.find_overlapping_iter(buf) {
+                    let pat = pats[nb + m.pattern().as_usize()];
+                    consider(buf, base, last, *next_from, hits, m.start(), m.end(), pat);
                 }
             }
             let safe = buf.len().saturating_sub(keep);
@@ -746,8 +800,8 @@ impl Scanner {
         };
         let mut failed: Option<(u64, io::Error)> = None;
         let mut cut = false;
+        let mut buf = self.take_scratch();
         self.content(path, Origin::Decompressed(format), &mut |sink| {
-            let mut buf = vec![0u8; 256 << 10];
             let mut done = 0u64;
             loop {
                 match dec.read(&mut buf) {
@@ -770,6 +824,7 @@ impl Scanner {
             }
             Ok(())
         })?;
+        self.scratch = buf;
         if let Some((at, e)) = failed {
             self.note(format!(
                 "{path}: {format} content is damaged after {at} decompressed bytes ({e}): the rest was not scanned decompressed"
@@ -840,8 +895,8 @@ impl Scanner {
             fs.read_file_at(&runs, &mut magic, 0)?;
         }
         let dev = fs.device();
+        let mut buf = self.take_scratch();
         self.content(&path, Origin::File, &mut |sink| {
-            let mut buf = vec![0u8; CHUNK];
             for r in &runs {
                 match r {
                     Run::Inline { data, .. } => sink(data),
@@ -858,6 +913,7 @@ impl Scanner {
             }
             Ok(())
         })?;
+        self.scratch = buf;
         if let Some(format) = compression(&magic) {
             if inode.size <= DECOMPRESS_LIMIT {
                 let mut data = vec![0u8; inode.size as usize];
