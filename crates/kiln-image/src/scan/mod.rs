@@ -26,6 +26,7 @@ use crate::fs::{FileSystem, FileType, Run, WalkEntry, walk};
 use crate::scrub::key_blob;
 use crate::tar::{EntryKind, TarError, TarReader};
 
+mod dpkg;
 pub mod rules;
 mod target;
 
@@ -279,6 +280,8 @@ pub struct Scanner {
     n_builtin: usize,
     /// A reusable read buffer (allocating one per file costs more than the search).
     scratch: Vec<u8>,
+    /// dpkg's checksums and the files with content findings.
+    packaged: dpkg::Packaged,
     pats: Vec<Pat>,
     build_blobs: Vec<Vec<u8>>,
     passwords: Vec<String>,
@@ -474,6 +477,7 @@ impl Scanner {
             n_builtin: bytes.len(),
             pats,
             scratch: vec![],
+            packaged: dpkg::Packaged::default(),
             build_blobs: cfg
                 .build_public_keys
                 .iter()
@@ -486,6 +490,15 @@ impl Scanner {
             cloud_reported: false,
             max_pat,
         })
+    }
+
+    /// Whether findings from index `from` on include a content finding of
+    /// `path` in the root filesystem (one that may be package content).
+    fn content_findings_since(&self, from: usize, path: &str) -> bool {
+        !path.contains(":/")
+            && self.report.findings[from..]
+                .iter()
+                .any(|f| f.path == path && dpkg::CONTENT_RULES.contains(&f.rule.as_str()))
     }
 
     /// The reusable read buffer, [`CHUNK`] bytes; put it back when done.
@@ -569,10 +582,14 @@ impl Scanner {
             "/etc/machine-id" | "/var/lib/dbus/machine-id" | "/etc/shadow"
         ) || name == "authorized_keys"
             || name == "authorized_keys2"
+            || dpkg::is_md5sums(bare)
     }
 
     fn whole_file_rules(&mut self, path: &str, bare: &str, content: &[u8]) {
         let name = bare.rsplit('/').next().unwrap_or("");
+        if path == bare && dpkg::is_md5sums(bare) {
+            self.packaged.add_md5sums(content);
+        }
         if bare == "/etc/machine-id" || bare == "/var/lib/dbus/machine-id" {
             let t = String::from_utf8_lossy(content);
             let t = t.trim();
@@ -895,6 +912,7 @@ impl Scanner {
             fs.read_file_at(&runs, &mut magic, 0)?;
         }
         let dev = fs.device();
+        let first = self.report.findings.len();
         let mut buf = self.take_scratch();
         self.content(&path, Origin::File, &mut |sink| {
             for r in &runs {
@@ -926,6 +944,11 @@ impl Scanner {
                     DECOMPRESS_LIMIT >> 20
                 ));
             }
+        }
+        if self.content_findings_since(first, &path) && inode.size <= DECOMPRESS_LIMIT {
+            let mut data = vec![0u8; inode.size as usize];
+            fs.read_file_at(&runs, &mut data, 0)?;
+            self.packaged.candidate(&path, dpkg::md5_of(&data));
         }
         Ok(())
     }
@@ -997,6 +1020,7 @@ impl Scanner {
                     content = full;
                 }
                 self.whole_file_rules(&bare, &bare, &content);
+                let first = self.report.findings.len();
                 self.content(&bare, Origin::File, &mut |sink| {
                     sink(&content);
                     Ok(())
@@ -1004,14 +1028,25 @@ impl Scanner {
                 if let Some(format) = compression(&content) {
                     self.decompressed(&bare, format, &content)?;
                 }
+                if self.content_findings_since(first, &bare) {
+                    self.packaged.candidate(&bare, dpkg::md5_of(&content));
+                }
             } else {
                 // Kept whole only when it is compressed (and small enough).
                 let mut kept: Option<Vec<u8>> = None;
                 let mut first = true;
                 let mut too_big = None;
                 let dense = e.sparse.is_none();
+                // Hashed on the way: a tar is read once, and a file with a
+                // content finding is checked against dpkg's md5sums.
+                let mut md5 =
+                    (dense && e.size <= DECOMPRESS_LIMIT).then(<md5::Md5 as md5::Digest>::new);
+                let first_finding = self.report.findings.len();
                 self.content(&bare, Origin::File, &mut |sink| {
                     tr.read_data(&mut |b| {
+                        if let Some(h) = md5.as_mut() {
+                            md5::Digest::update(h, b);
+                        }
                         if first && !b.is_empty() {
                             first = false;
                             if let Some(f) = compression(b).filter(|_| dense) {
@@ -1035,6 +1070,11 @@ impl Scanner {
                 {
                     self.decompressed(&bare, format, &data)?;
                 }
+                if let Some(h) = md5
+                    && self.content_findings_since(first_finding, &bare)
+                {
+                    self.packaged.candidate(&bare, dpkg::md5_hex(h));
+                }
                 if let Some(format) = too_big {
                     self.note(format!(
                         "{bare}: {format} file of {} bytes not decompressed (over {} MiB)",
@@ -1049,6 +1089,22 @@ impl Scanner {
 
     /// The report.
     pub fn finish(mut self) -> ScanReport {
+        let unchanged = self.packaged.unchanged();
+        if !unchanged.is_empty() {
+            let (packaged, kept): (Vec<Finding>, Vec<Finding>) =
+                std::mem::take(&mut self.report.findings)
+                    .into_iter()
+                    .partition(|f| {
+                        unchanged.contains(&f.path)
+                            && dpkg::CONTENT_RULES.contains(&f.rule.as_str())
+                    });
+            self.report.findings = kept;
+            for mut f in packaged {
+                f.excerpt
+                    .push_str(" (file unchanged from its Debian package: public, not a leak)");
+                self.report.allowed.push(f);
+            }
+        }
         self.report
             .findings
             .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.path.cmp(&b.path)));
@@ -1493,6 +1549,51 @@ mod tests {
                 .any(|n| n.contains("/srv/broken.gz") && n.contains("damaged")),
             "{:?}",
             r.notes
+        );
+    }
+
+    #[test]
+    fn example_keys_in_unchanged_package_files_are_allowed() {
+        let doc =
+            format!("write_files:\n  content: |\n    -----BEGIN RSA PRIVATE KEY-----\n    {B64}\n");
+        let sums = format!(
+            "{}  usr/share/doc/cloud-init/examples/cloud-config.txt\n{}  usr/lib/python3/dist-packages/cloudinit/config/cc_ssh.py\n{}  usr/share/doc/changed.txt\n",
+            dpkg::md5_of(doc.as_bytes()),
+            dpkg::md5_of(doc.as_bytes()),
+            dpkg::md5_of(b"the packaged version"),
+        );
+        let r = scan(
+            &[
+                (
+                    "./usr/lib/python3/dist-packages/cloudinit/config/__pycache__/cc_ssh.cpython-311.pyc",
+                    doc.as_bytes(),
+                ),
+                (
+                    "./usr/lib/python3/dist-packages/cloudinit/config/cc_ssh.py",
+                    doc.as_bytes(),
+                ),
+                (
+                    "./usr/share/doc/cloud-init/examples/cloud-config.txt",
+                    doc.as_bytes(),
+                ),
+                ("./usr/share/doc/changed.txt", doc.as_bytes()),
+                ("./usr/share/doc/unlisted.txt", doc.as_bytes()),
+                ("./var/lib/dpkg/info/cloud-init.md5sums", sums.as_bytes()),
+            ],
+            &ScanConfig::default(),
+        );
+        assert_eq!(
+            rules(&r),
+            vec![
+                ("private-key".into(), "/usr/share/doc/changed.txt".into()),
+                ("private-key".into(), "/usr/share/doc/unlisted.txt".into()),
+            ]
+        );
+        assert_eq!(r.allowed.len(), 3, "{:?}", r.allowed);
+        assert!(
+            r.allowed
+                .iter()
+                .all(|f| f.excerpt.contains("Debian package"))
         );
     }
 }
