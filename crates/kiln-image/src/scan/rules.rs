@@ -582,4 +582,16 @@ mod tests {
         assert_eq!(base64(b"-----BEGIN "), "LS0tLS1CRUdJTiA=");
         assert_eq!(base64_prefix("-----BEGIN "), "LS0tLS1CRUdJ");
     }
+
+    #[test]
+    fn readme_lists_every_rule_id() {
+        let readme = include_str!("../../../../README.md");
+        for r in RULES {
+            assert!(
+                readme.contains(&format!("`{}`", r.id)),
+                "README lacks `{}`",
+                r.id
+            );
+        }
+    }
 }
