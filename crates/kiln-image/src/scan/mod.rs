@@ -1049,6 +1049,10 @@ impl Scanner {
                         }
                         if first && !b.is_empty() {
                             first = false;
+                            if b.starts_with(b"\x7fELF") {
+                                // Hits in ELF files are notes, never findings: no need to hash.
+                                md5 = None;
+                            }
                             if let Some(f) = compression(b).filter(|_| dense) {
                                 if e.size <= DECOMPRESS_LIMIT {
                                     kept = Some(Vec::with_capacity(e.size as usize));
