@@ -1600,4 +1600,27 @@ mod tests {
                 .all(|f| f.excerpt.contains("Debian package"))
         );
     }
+
+    #[test]
+    fn sensitive_value_overlapping_a_token_reports_both() {
+        let token = format!("ghp_{}", "Zz9".repeat(12));
+        let cfg = ScanConfig {
+            sensitive: vec![
+                format!("TOKEN={token}").into_bytes(),
+                token.clone().into_bytes(),
+            ],
+            ..Default::default()
+        };
+        let text = format!("export GH_TOKEN={token}\n");
+        let r = scan(&[("./etc/profile.d/gh.sh", text.as_bytes())], &cfg);
+        let mut got: Vec<_> = r.findings.iter().map(|f| f.rule.as_str()).collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec!["github-token", "sensitive-value", "sensitive-value"],
+            "{:?}",
+            r.findings
+        );
+        assert_no_secret(&r, &["Zz9Zz9"]);
+    }
 }
