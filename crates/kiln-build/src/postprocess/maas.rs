@@ -107,7 +107,17 @@ fn decode_scan(d: &mut Decoder<'_>) -> ScanGate {
         gate.enabled = s.or("enabled", true);
         let allow: Vec<String> = s.or("allow", Vec::new());
         for a in allow {
-            gate.allow.push(parse_allow(&a));
+            match kiln_image::scan::parse_allow(&a) {
+                Ok(entry) => gate.allow.push(entry),
+                Err(e) => d.error(
+                    "scan",
+                    format!("`allow` entry `{a}`: {e}"),
+                    Some(format!(
+                        "valid rule ids: {}",
+                        kiln_image::scan::rules::rule_ids()
+                    )),
+                ),
+            }
         }
         if let Err(errors) = s.finish() {
             for e in errors {
@@ -116,14 +126,6 @@ fn decode_scan(d: &mut Decoder<'_>) -> ScanGate {
         }
     }
     gate
-}
-
-/// `rule:glob` or a bare `rule`.
-pub fn parse_allow(text: &str) -> (String, String) {
-    match text.split_once(':') {
-        Some((rule, glob)) => (rule.trim().to_string(), glob.trim().to_string()),
-        None => (text.trim().to_string(), "**".to_string()),
-    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -647,18 +649,6 @@ sync
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn allow_entries_parse_rule_and_glob() {
-        assert_eq!(
-            parse_allow("ssh-host-key:/etc/ssh/*"),
-            ("ssh-host-key".into(), "/etc/ssh/*".into())
-        );
-        assert_eq!(
-            parse_allow("shell-history"),
-            ("shell-history".into(), "**".into())
-        );
-    }
 
     #[test]
     fn the_guest_scrub_covers_every_default_rule() {

@@ -142,6 +142,10 @@ fn tgz(a: &TgzArgs) -> Exit {
         scrub: (!a.no_scrub).then(|| kiln_image::scrub::Scrub::with_defaults(&[])),
         ..TgzOptions::default()
     };
+    let allow = match super::scan::allow_flags(&a.allow) {
+        Ok(allow) => allow,
+        Err(exit) => return exit,
+    };
     let Ok(staged) = stage(&a.image, &a.output, "tgz", a.force) else {
         return Exit::Usage;
     };
@@ -169,7 +173,7 @@ fn tgz(a: &TgzArgs) -> Exit {
             return Exit::Failed;
         }
     }
-    gate_and_publish(staged, a.no_scan, &a.allow)
+    gate_and_publish(staged, a.no_scan, allow)
 }
 
 fn dd(a: &DdArgs) -> Exit {
@@ -191,6 +195,10 @@ fn dd(a: &DdArgs) -> Exit {
         level: a.level,
         threads: 0,
     };
+    let allow = match super::scan::allow_flags(&a.allow) {
+        Ok(allow) => allow,
+        Err(exit) => return exit,
+    };
     let Ok(staged) = stage(&a.image, &a.output, "dd", a.force) else {
         return Exit::Usage;
     };
@@ -206,7 +214,7 @@ fn dd(a: &DdArgs) -> Exit {
             return Exit::Failed;
         }
     }
-    gate_and_publish(staged, a.no_scan, &a.allow)
+    gate_and_publish(staged, a.no_scan, allow)
 }
 
 /// Where an artifact is written until it is accepted: beside `output`
@@ -227,13 +235,10 @@ fn stage(image: &Path, output: &Path, prefix: &str, force: bool) -> Result<Stage
 
 /// The leak scan of the finished artifact, before it is published: a
 /// leaking artifact never appears at the output path.
-fn gate_and_publish(staged: Staged, skip: bool, allow: &[String]) -> Exit {
+fn gate_and_publish(staged: Staged, skip: bool, allow: Vec<(String, String)>) -> Exit {
     if !skip {
         let cfg = ScanConfig {
-            allow: allow
-                .iter()
-                .map(|a| kiln_build::postprocess::maas::parse_allow(a))
-                .collect(),
+            allow,
             ..ScanConfig::default()
         };
         match scan_path(staged.path(), &cfg) {

@@ -115,19 +115,10 @@ pub fn run(args: &Args) -> Exit {
             }
         }
     }
-    let mut allow = Vec::new();
-    for a in &args.allow {
-        match parse_allow(a) {
-            Ok(r) => allow.push(r),
-            Err(e) => {
-                render::error(
-                    &format!("`--allow {a}`: {e}"),
-                    Some(&format!("valid rule ids: {}", rules::rule_ids())),
-                );
-                return Exit::Usage;
-            }
-        }
-    }
+    let allow = match allow_flags(&args.allow) {
+        Ok(a) => a,
+        Err(exit) => return exit,
+    };
     let mut sensitive = Vec::new();
     if let Some(f) = &args.secrets_file {
         match std::fs::read_to_string(f) {
@@ -195,6 +186,24 @@ pub fn run(args: &Args) -> Exit {
     } else {
         Exit::Failed
     }
+}
+
+/// `--allow RULE[:GLOB]` values, each checked against the rule table.
+pub fn allow_flags(values: &[String]) -> Result<Vec<(String, String)>, Exit> {
+    let mut allow = Vec::new();
+    for a in values {
+        match parse_allow(a) {
+            Ok(r) => allow.push(r),
+            Err(e) => {
+                render::error(
+                    &format!("`--allow {a}`: {e}"),
+                    Some(&format!("valid rule ids: {}", rules::rule_ids())),
+                );
+                return Err(Exit::Usage);
+            }
+        }
+    }
+    Ok(allow)
 }
 
 #[cfg(test)]
