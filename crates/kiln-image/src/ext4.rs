@@ -250,6 +250,11 @@ impl Ext4 {
         self.block_size
     }
 
+    /// The largest file ext4 can hold: 2^32 blocks (16 TiB with 4 KiB blocks).
+    pub fn max_file_size(&self) -> u64 {
+        self.block_size << 32
+    }
+
     /// Filesystem UUID.
     pub fn uuid(&self) -> [u8; 16] {
         self.uuid
@@ -746,6 +751,10 @@ impl FileSystem for Ext4 {
 
     fn device(&self) -> &dyn BlockDevice {
         &*self.dev
+    }
+
+    fn max_file_size(&self) -> u64 {
+        self.max_file_size()
     }
 
     fn notes(&self) -> Vec<String> {

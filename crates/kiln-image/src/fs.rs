@@ -142,6 +142,12 @@ pub trait FileSystem: Send + Sync {
     /// The device the `Run::Data` offsets refer to.
     fn device(&self) -> &dyn BlockDevice;
 
+    /// The largest file this filesystem can hold (the tar writer refuses
+    /// sizes beyond it).
+    fn max_file_size(&self) -> u64 {
+        crate::tar::DEFAULT_MAX_FILE_SIZE
+    }
+
     /// Things worth telling about this filesystem (unclean journal, …).
     fn notes(&self) -> Vec<String> {
         Vec::new()

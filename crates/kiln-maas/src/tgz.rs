@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use kiln_image::fs::{FileSystem, FileType, Inode, Run, WalkEntry, walk};
 use kiln_image::gzip::ParallelGzWriter;
 use kiln_image::scrub::{Action, Scrub};
-use kiln_image::tar::{EntryHeader, EntryKind, TarWriter};
+use kiln_image::tar::{EntryHeader, EntryKind, TarLimits, TarWriter};
 use kiln_image::{Disk, ImageError, RootSelector};
 
 use crate::error::ArtifactError;
@@ -453,7 +453,7 @@ pub fn write_rootfs_tar<W: Write>(
         ));
     }
     let mut em = Emitter {
-        tar: TarWriter::new(out),
+        tar: TarWriter::new(out).with_limits(TarLimits::for_fs(&*fs)),
         scrub: opts.scrub.as_ref(),
         report: TgzReport {
             root_partition: root,
