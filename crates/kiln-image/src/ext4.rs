@@ -1393,6 +1393,36 @@ mod tests {
     }
 
     #[test]
+    fn walk_fails_when_directory_has_duplicate_names() {
+        // A directory and a symlink of the same name in one directory.
+        let (_t, img) = image(
+            "mkdir -p x/aaaaaaaa && ln -s /etc x/bbbbbbbb",
+            "^metadata_csum",
+        );
+        let ino = ino_of(&img, "/x");
+        let off = block_offset(&img, "/x", 0);
+        let mut b = vec![0u8; 4096];
+        {
+            use std::os::unix::fs::FileExt;
+            std::fs::File::open(&img)
+                .unwrap()
+                .read_exact_at(&mut b, off)
+                .unwrap();
+        }
+        let at = b.windows(8).position(|w| w == b"bbbbbbbb").unwrap() as u64;
+        patch(&img, off + at, b"aaaaaaaa");
+        let e = read_everything(&open(&img).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!(
+                "directory inode {ino} has two entries named `aaaaaaaa`"
+            )),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn inode_read_fails_when_file_size_exceeds_ext4_limit() {
         let (_t, img) = image(TREE, "metadata_csum");
         let ino = ino_of(&img, "/etc/passwd");
