@@ -387,11 +387,13 @@ impl From<TarWriteError> for io::Error {
     }
 }
 
-/// The normal form of an archive path: `./` then the components joined by
-/// single `/` (no empty or `.` components), and a trailing `/` for
-/// directories; the root directory is `./`. Refuses a NUL byte, a `..`
-/// component and an absolute path. Returns the normal form and the key used
-/// to compare names (the components without `./` or trailing `/`).
+/// The normal form of an archive path: the components joined by single `/`
+/// (no empty or `.` components), with the caller's `./` prefix kept (the
+/// tgz writes `./etc/passwd`, the compress post-processor bare names) and
+/// a trailing `/` for directories; the root directory is `./`. Refuses a
+/// NUL byte, a `..` component and an absolute path. Returns the normal form
+/// and the key used to compare names (the components without `./` or
+/// trailing `/`).
 pub fn normalize_path(path: &[u8], dir: bool) -> Result<(Vec<u8>, Vec<u8>), String> {
     if path.contains(&0) {
         return Err("the name contains a NUL byte".into());
@@ -415,8 +417,11 @@ pub fn normalize_path(path: &[u8], dir: bool) -> Result<(Vec<u8>, Vec<u8>), Stri
     if key.is_empty() && !dir {
         return Err("the path names the archive root but is not a directory".into());
     }
+    let dot = key.is_empty() || path.starts_with(b"./") || path == b".";
     let mut norm = Vec::with_capacity(key.len() + 3);
-    norm.extend_from_slice(b"./");
+    if dot {
+        norm.extend_from_slice(b"./");
+    }
     norm.extend_from_slice(&key);
     if dir && !key.is_empty() {
         norm.push(b'/');
@@ -1232,28 +1237,32 @@ mod tests {
     #[test]
     fn names_are_normalised_when_written() {
         let mut w = TarWriter::new(Vec::new());
-        w.append(&EntryHeader::new(b".", EntryKind::Directory), b"")
-            .unwrap();
-        w.append(&EntryHeader::new(b".//etc//./", EntryKind::Directory), b"")
-            .unwrap();
-        let mut f = EntryHeader::new(b"etc///passwd/", EntryKind::File);
+        let dir = |p: &[u8]| EntryHeader::new(p, EntryKind::Directory);
+        w.append(&dir(b"."), b"").unwrap();
+        w.append(&dir(b".//etc//./"), b"").unwrap();
+        let mut f = EntryHeader::new(b".//etc///passwd/", EntryKind::File);
         f.size = 1;
         w.append(&f, b"x").unwrap();
-        w.append(
-            &EntryHeader::new(b"./etc/pw", EntryKind::HardLink(b"etc//passwd".to_vec())),
-            b"",
-        )
-        .unwrap();
+        let l = EntryHeader::new(b"./etc/pw", EntryKind::HardLink(b"etc//passwd".to_vec()));
+        w.append(&l, b"").unwrap();
+        // A bare name stays bare (the compress post-processor's style).
+        w.append(&dir(b"bare//"), b"").unwrap();
         let bytes = w.finish().unwrap();
         assert_eq!(
             paths(&bytes),
-            [&b"./"[..], b"./etc/", b"./etc/passwd", b"./etc/pw"]
+            [
+                &b"./"[..],
+                b"./etc/",
+                b"./etc/passwd",
+                b"./etc/pw",
+                b"bare/"
+            ]
         );
         let mut r = TarReader::new(&bytes[..]);
         let kinds: Vec<EntryKind> = std::iter::from_fn(|| r.next_entry().unwrap())
             .map(|e| e.kind)
             .collect();
-        assert_eq!(kinds[3], EntryKind::HardLink(b"./etc/passwd".to_vec()));
+        assert_eq!(kinds[3], EntryKind::HardLink(b"etc/passwd".to_vec()));
     }
 
     #[test]
