@@ -170,7 +170,7 @@ impl Ext4 {
             return Err(corrupt(
                 &what,
                 1024 + 0x18,
-                format!("block size 2^{} is invalid", log_bs + 10),
+                format!("block size 2^{} is invalid", log_bs as u64 + 10),
             ));
         }
         let block_size = 1024u64 << log_bs;
@@ -253,13 +253,13 @@ impl Ext4 {
                 ),
             ));
         }
-        if blocks * block_size > dev.size() + block_size * blocks_per_group {
+        if blocks.saturating_mul(block_size) > dev.size() + block_size * blocks_per_group {
             return Err(corrupt(
                 &what,
                 1024,
                 format!(
                     "filesystem claims {} bytes but the partition holds {}",
-                    blocks * block_size,
+                    blocks.saturating_mul(block_size),
                     dev.size()
                 ),
             ));
@@ -1458,6 +1458,18 @@ mod tests {
                 nsec: 123
             }
         );
+    }
+
+    #[test]
+    fn ext4_open_fails_when_block_size_field_is_huge() {
+        // Found by the ext4 fuzz target: `s_log_block_size` near `u32::MAX`
+        // overflowed while the error message was formatted.
+        let mut d = vec![0u8; 4096];
+        d[1024 + 0x38..1024 + 0x3a].copy_from_slice(&MAGIC.to_le_bytes());
+        d[1024 + 0x18..1024 + 0x1c].copy_from_slice(&u32::MAX.to_le_bytes());
+        let dev = crate::block::MemDevice::new(d, "m");
+        let e = Ext4::open(Box::new(dev)).unwrap_err().to_string();
+        assert!(e.contains("block size 2^4294967305 is invalid"), "{e}");
     }
 
     #[test]
