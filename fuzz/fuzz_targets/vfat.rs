@@ -8,7 +8,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let dev = CachedDevice::new(MemDevice::new(data.to_vec(), "fuzz"), 1 << 20);
-    let Ok(fs) = Vfat::open(Box::new(dev)) else { return };
+    let Ok(fs) = Vfat::open(Box::new(dev)) else {
+        return;
+    };
     let mut budget = 2000;
     let _ = walk(&fs, &mut |e| {
         budget -= 1;

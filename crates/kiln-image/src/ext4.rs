@@ -2,7 +2,14 @@
 //! inode tables, extent trees and legacy block maps, linear and htree
 //! directories (read linearly), inline data, xattrs in the inode body, in an
 //! xattr block and in EA inodes, POSIX ACLs converted to the Linux xattr
-//! format. Checksums are not verified (metadata_csum is tolerated).
+//! format.
+//!
+//! With `metadata_csum` the crc32c checksums of the superblock, the group
+//! descriptors, every inode read, extent tree blocks and directory leaf
+//! blocks (the `det_checksum` tail) are verified; htree index blocks, xattr
+//! blocks and bitmaps are not (an htree index is never used: directories
+//! are read linearly). Incompatible features the reader does not know are
+//! refused by name, unknown bits in hex.
 
 use crate::block::{BlockDevice, le};
 use crate::error::{Result, corrupt, unsupported};
@@ -17,9 +24,56 @@ const INCOMPAT_JOURNAL_DEV: u32 = 0x8;
 const INCOMPAT_META_BG: u32 = 0x10;
 const INCOMPAT_64BIT: u32 = 0x80;
 const INCOMPAT_DIRDATA: u32 = 0x1000;
+const INCOMPAT_CSUM_SEED: u32 = 0x2000;
 const RO_COMPAT_SPARSE_SUPER: u32 = 0x1;
+const RO_COMPAT_METADATA_CSUM: u32 = 0x400;
+
+/// The incompatible features by bit: whether the reader handles it, and its name.
+const INCOMPAT_FEATURES: &[(u32, bool, &str)] = &[
+    (INCOMPAT_COMPRESSION, false, "compression"),
+    (0x2, true, "filetype"),
+    (INCOMPAT_RECOVER, true, "needs_recovery"),
+    (INCOMPAT_JOURNAL_DEV, false, "journal_dev"),
+    (INCOMPAT_META_BG, true, "meta_bg"),
+    (0x40, true, "extent"),
+    (INCOMPAT_64BIT, true, "64bit"),
+    (0x100, true, "mmp"),
+    (0x200, true, "flex_bg"),
+    (0x400, true, "ea_inode"),
+    (INCOMPAT_DIRDATA, false, "dirdata"),
+    (INCOMPAT_CSUM_SEED, true, "metadata_csum_seed"),
+    (0x4000, true, "large_dir"),
+    (0x8000, true, "inline_data"),
+    (0x10000, true, "encrypt"),
+    (0x20000, true, "casefold"),
+];
+
+/// The incompatible feature bits of `incompat` the reader cannot read: the
+/// names of known ones it does not handle, then the unknown bits in hex.
+fn refused_incompat(incompat: u32) -> Vec<String> {
+    let mut out = vec![];
+    let mut known = 0u32;
+    for &(bit, ok, name) in INCOMPAT_FEATURES {
+        known |= bit;
+        if incompat & bit != 0 && !ok {
+            out.push(name.to_owned());
+        }
+    }
+    let unknown = incompat & !known;
+    if unknown != 0 {
+        out.push(format!("unknown {unknown:#x}"));
+    }
+    out
+}
+
+/// The kernel's `crc32c(crc, data)`: the running CRC without the final
+/// inversion the `crc32c` crate applies.
+fn csum(crc: u32, data: &[u8]) -> u32 {
+    !crc32c::crc32c_append(!crc, data)
+}
 
 const FL_ENCRYPT: u32 = 0x800;
+const FL_INDEX: u32 = 0x1000;
 const FL_EXTENTS: u32 = 0x80000;
 const FL_INLINE_DATA: u32 = 0x1000_0000;
 
@@ -47,6 +101,8 @@ pub struct Ext4 {
     label: String,
     uuid: [u8; 16],
     needs_recovery: bool,
+    /// The checksum seed when `metadata_csum` is on.
+    csum_seed: Option<u32>,
 }
 
 impl std::fmt::Debug for Ext4 {
@@ -114,21 +170,49 @@ impl Ext4 {
             return Err(corrupt(
                 &what,
                 1024 + 0x18,
-                format!("block size 2^{} is invalid", log_bs + 10),
+                format!("block size 2^{} is invalid", log_bs as u64 + 10),
             ));
         }
         let block_size = 1024u64 << log_bs;
         let incompat = le::u32(&sb, 0x60);
         let ro_compat = le::u32(&sb, 0x64);
-        for (bit, name) in [
-            (INCOMPAT_COMPRESSION, "ext2 compression"),
-            (INCOMPAT_JOURNAL_DEV, "external journal device"),
-            (INCOMPAT_DIRDATA, "dirdata"),
-        ] {
-            if incompat & bit != 0 {
-                return Err(unsupported(&what, format!("ext4 feature {name}")));
-            }
+        let refused = refused_incompat(incompat);
+        if !refused.is_empty() {
+            return Err(unsupported(
+                &what,
+                format!(
+                    "ext4 incompatible feature(s) {} (s_feature_incompat {incompat:#x})",
+                    refused.join(", ")
+                ),
+            ));
         }
+        let metadata_csum = ro_compat & RO_COMPAT_METADATA_CSUM != 0;
+        let seed = if metadata_csum {
+            if sb[0x175] != 1 {
+                return Err(unsupported(
+                    &what,
+                    format!("ext4 checksum type {} (only crc32c, 1, exists)", sb[0x175]),
+                ));
+            }
+            let stored = le::u32(&sb, 0x3fc);
+            let computed = csum(!0, &sb[..0x3fc]);
+            if stored != computed {
+                return Err(corrupt(
+                    &what,
+                    1024 + 0x3fc,
+                    format!(
+                        "superblock checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+                    ),
+                ));
+            }
+            Some(if incompat & INCOMPAT_CSUM_SEED != 0 {
+                le::u32(&sb, 0x270)
+            } else {
+                csum(!0, &sb[0x68..0x78])
+            })
+        } else {
+            None
+        };
         let rev = le::u32(&sb, 0x4c);
         let inode_size = if rev == 0 {
             128
@@ -169,13 +253,13 @@ impl Ext4 {
                 ),
             ));
         }
-        if blocks * block_size > dev.size() + block_size * blocks_per_group {
+        if blocks.saturating_mul(block_size) > dev.size() + block_size * blocks_per_group {
             return Err(corrupt(
                 &what,
                 1024,
                 format!(
                     "filesystem claims {} bytes but the partition holds {}",
-                    blocks * block_size,
+                    blocks.saturating_mul(block_size),
                     dev.size()
                 ),
             ));
@@ -219,7 +303,25 @@ impl Ext4 {
                 })?;
                 cur_block = blk;
             }
-            let d = &blockbuf[((g % per_block) * desc_size) as usize..];
+            let at = ((g % per_block) * desc_size) as usize;
+            let d = &blockbuf[at..at + desc_size as usize];
+            if let Some(seed) = seed {
+                let mut c = csum(seed, &(g as u32).to_le_bytes());
+                c = csum(c, &d[..0x1e]);
+                c = csum(c, &[0, 0]);
+                c = csum(c, &d[0x20..]);
+                let stored = le::u16(d, 0x1e);
+                if stored != c as u16 {
+                    return Err(corrupt(
+                        &what,
+                        blk * block_size + at as u64,
+                        format!(
+                            "group descriptor {g} checksum mismatch (stored {stored:#06x}, computed {:#06x})",
+                            c as u16
+                        ),
+                    ));
+                }
+            }
             let mut it = le::u32(d, 0x8) as u64;
             if is64 && desc_size >= 64 {
                 it |= (le::u32(d, 0x28) as u64) << 32;
@@ -242,12 +344,18 @@ impl Ext4 {
             label,
             uuid,
             needs_recovery: incompat & INCOMPAT_RECOVER != 0,
+            csum_seed: seed,
         })
     }
 
     /// Block size in bytes.
     pub fn block_size(&self) -> u64 {
         self.block_size
+    }
+
+    /// The largest file ext4 can hold: 2^32 blocks (16 TiB with 4 KiB blocks).
+    pub fn max_file_size(&self) -> u64 {
+        self.block_size << 32
     }
 
     /// Filesystem UUID.
@@ -267,7 +375,7 @@ impl Ext4 {
             .map_err(|e| corrupt(&self.what, off, format!("{what}: {e}")))
     }
 
-    fn raw_inode(&self, ino: u64) -> Result<Vec<u8>> {
+    fn inode_offset(&self, ino: u64) -> Result<u64> {
         if ino == 0 || ino > self.inodes_count as u64 {
             return Err(corrupt(
                 &self.what,
@@ -281,12 +389,55 @@ impl Ext4 {
             .inode_tables
             .get(g)
             .ok_or_else(|| corrupt(&self.what, 0, format!("inode {ino} in missing group {g}")))?;
-        let off = table
+        table
             .checked_mul(self.block_size)
             .and_then(|o| o.checked_add(idx * self.inode_size))
-            .ok_or_else(|| corrupt(&self.what, 0, format!("inode {ino} offset overflows")))?;
+            .ok_or_else(|| corrupt(&self.what, 0, format!("inode {ino} offset overflows")))
+    }
+
+    /// The checksum seed of inode `ino` (`metadata_csum` only): the
+    /// filesystem seed, then the inode number and generation.
+    fn inode_seed(&self, ino: u64, raw: &[u8]) -> Option<u32> {
+        let seed = self.csum_seed?;
+        let c = csum(seed, &(ino as u32).to_le_bytes());
+        Some(csum(c, &le::u32(raw, 0x64).to_le_bytes()))
+    }
+
+    fn raw_inode(&self, ino: u64) -> Result<Vec<u8>> {
+        let off = self.inode_offset(ino)?;
         let mut b = vec![0u8; self.inode_size as usize];
         self.read(&mut b, off, &format!("inode {ino}"))?;
+        if let Some(seed) = self.inode_seed(ino, &b) {
+            // The whole inode with `l_i_checksum_lo` (0x7c) and, when the
+            // extra part holds it, `i_checksum_hi` (0x82) taken as zero.
+            let mut c = csum(seed, &b[..0x7c]);
+            c = csum(c, &[0, 0]);
+            c = csum(c, &b[0x7e..128]);
+            let mut stored = le::u16(&b, 0x7c) as u32;
+            let mut mask = 0xffffu32;
+            if b.len() > 128 {
+                c = csum(c, &b[128..0x82]);
+                let extra = le::u16(&b, 0x80) as usize;
+                if 128 + extra >= 0x84 {
+                    c = csum(c, &[0, 0]);
+                    c = csum(c, &b[0x84..]);
+                    stored |= (le::u16(&b, 0x82) as u32) << 16;
+                    mask = !0;
+                } else {
+                    c = csum(c, &b[0x82..]);
+                }
+            }
+            if stored != c & mask {
+                return Err(corrupt(
+                    &self.what,
+                    off,
+                    format!(
+                        "inode {ino} checksum mismatch (stored {stored:#x}, computed {:#x})",
+                        c & mask
+                    ),
+                ));
+            }
+        }
         Ok(b)
     }
 
@@ -364,6 +515,7 @@ impl Ext4 {
     fn extents(
         &self,
         ino: u64,
+        seed: Option<u32>,
         node: &[u8],
         depth_left: u32,
         out: &mut Vec<(u64, u64, u64, bool)>,
@@ -398,12 +550,31 @@ impl Ext4 {
             } else {
                 let child = ((le::u16(e, 8) as u64) << 32) | le::u32(e, 4) as u64;
                 let mut b = vec![0u8; self.block_size as usize];
-                self.read(
-                    &mut b,
-                    child * self.block_size,
-                    &format!("extent node of inode {ino}"),
-                )?;
-                self.extents(ino, &b, depth as u32 - 1, out)?;
+                let at = child.saturating_mul(self.block_size);
+                self.read(&mut b, at, &format!("extent node of inode {ino}"))?;
+                if let Some(seed) = seed {
+                    // `struct ext4_extent_tail` follows `eh_max` entries.
+                    let tail = 12 + 12 * le::u16(&b, 4) as usize;
+                    if tail + 4 > b.len() {
+                        return Err(corrupt(
+                            &self.what,
+                            at,
+                            format!("inode {ino}: extent block has no room for its checksum"),
+                        ));
+                    }
+                    let stored = le::u32(&b, tail);
+                    let computed = csum(seed, &b[..tail]);
+                    if stored != computed {
+                        return Err(corrupt(
+                            &self.what,
+                            at + tail as u64,
+                            format!(
+                                "inode {ino}: extent block checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+                            ),
+                        ));
+                    }
+                }
+                self.extents(ino, seed, &b, depth as u32 - 1, out)?;
             }
         }
         Ok(())
@@ -446,6 +617,82 @@ impl Ext4 {
             self.blockmap(ino, le::u32(&b, i * 4) as u64, level - 1, lblk, max, out)?;
         }
         Ok(())
+    }
+
+    /// The mapped extents `(logical block, physical block, blocks,
+    /// unwritten)` of an inode (block maps only up to `nblocks`).
+    fn block_list(&self, ino: u64, raw: &[u8], nblocks: u64) -> Result<Vec<(u64, u64, u64, bool)>> {
+        let flags = le::u32(raw, 0x20);
+        let mut ext = vec![];
+        if flags & FL_EXTENTS != 0 {
+            let seed = self.inode_seed(ino, raw);
+            self.extents(ino, seed, &raw[0x28..0x28 + 60], 5, &mut ext)?;
+        } else {
+            let mut lblk = 0u64;
+            for i in 0..12 {
+                self.blockmap(
+                    ino,
+                    le::u32(raw, 0x28 + i * 4) as u64,
+                    0,
+                    &mut lblk,
+                    nblocks,
+                    &mut ext,
+                )?;
+            }
+            for (i, level) in [(12usize, 1u32), (13, 2), (14, 3)] {
+                self.blockmap(
+                    ino,
+                    le::u32(raw, 0x28 + i * 4) as u64,
+                    level,
+                    &mut lblk,
+                    nblocks,
+                    &mut ext,
+                )?;
+            }
+        }
+        Ok(ext)
+    }
+
+    /// Verify the `det_checksum` tail of a directory leaf block; returns the
+    /// length of the entries before the tail, or `None` for an htree index
+    /// block (not verified: the index is never used).
+    fn dir_block_csum(
+        &self,
+        ino: u64,
+        seed: u32,
+        block: &[u8],
+        indexed: bool,
+        first: bool,
+        at: u64,
+    ) -> Result<Option<usize>> {
+        let t = block.len() - 12;
+        let has_tail = le::u32(block, t) == 0
+            && le::u16(block, t + 4) == 12
+            && block[t + 6] == 0
+            && block[t + 7] == 0xde;
+        if !has_tail {
+            let fake = le::u32(block, 0) == 0 && le::u16(block, 4) as usize >= block.len() - 8;
+            if indexed && (first || fake) {
+                return Ok(None);
+            }
+            return Err(corrupt(
+                &self.what,
+                at,
+                format!("directory inode {ino}: leaf block has no checksum tail"),
+            ));
+        }
+        let stored = le::u32(block, t + 8);
+        let computed = csum(seed, &block[..t]);
+        if stored != computed {
+            return Err(corrupt(
+                &self.what,
+                at,
+                format!(
+                    "directory inode {ino}: block checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+                ),
+            ));
+        }
+        Ok(Some(t))
     }
 
     fn inline_data(&self, inode: &Inode, raw: &[u8]) -> Result<Vec<u8>> {
@@ -525,6 +772,17 @@ impl FileSystem for Ext4 {
         let gid = le::u16(&raw, 0x18) as u32 | ((le::u16(&raw, 0x7a) as u32) << 16);
         let size = le::u32(&raw, 0x4) as u64 | ((le::u32(&raw, 0x6c) as u64) << 32);
         let flags = le::u32(&raw, 0x20);
+        if file_type == FileType::Regular && size > self.max_file_size() {
+            return Err(corrupt(
+                &self.what,
+                self.inode_offset(ino)?,
+                format!(
+                    "inode {ino} has size {size}, beyond the {} bytes ext4 can hold with {}-byte blocks",
+                    self.max_file_size(),
+                    self.block_size
+                ),
+            ));
+        }
         let mut rdev = (0, 0);
         if matches!(file_type, FileType::CharDevice | FileType::BlockDevice) {
             let b0 = le::u32(&raw, 0x28);
@@ -596,9 +854,12 @@ impl FileSystem for Ext4 {
     fn read_dir(&self, dir: &Inode) -> Result<Vec<DirEntry>> {
         let raw = self.raw_inode(dir.ino)?;
         let flags = le::u32(&raw, 0x20);
+        let ino_off = self.inode_offset(dir.ino)?;
         let mut out = vec![];
-        let mut parse = |buf: &[u8], block_len: usize| -> Result<()> {
+        // `.` and `..` only as the first two records of the first block.
+        let mut parse = |buf: &[u8], block_len: usize, at: u64, dots: bool| -> Result<()> {
             let mut p = 0usize;
+            let mut record = 0usize;
             while p + 8 <= buf.len() {
                 let ino = le::u32(buf, p) as u64;
                 let mut rec = le::u16(buf, p + 4) as usize;
@@ -606,15 +867,48 @@ impl FileSystem for Ext4 {
                     rec = 65536;
                 }
                 let nlen = buf[p + 6] as usize;
+                let here = at + p as u64;
                 if rec < 8 || p + rec > buf.len() {
                     return Err(corrupt(
                         &self.what,
-                        0,
+                        here,
                         format!("directory inode {} has a bad record length {rec}", dir.ino),
                     ));
                 }
-                if ino != 0 && nlen > 0 && 8 + nlen <= rec {
+                if ino != 0 {
+                    if nlen == 0 || 8 + nlen > rec {
+                        return Err(corrupt(
+                            &self.what,
+                            here,
+                            format!(
+                                "directory inode {} has an entry with a name of {nlen} bytes in a record of {rec}",
+                                dir.ino
+                            ),
+                        ));
+                    }
                     let name = &buf[p + 8..p + 8 + nlen];
+                    let bad = if name.contains(&b'/') {
+                        Some("a `/`")
+                    } else if name.contains(&0) {
+                        Some("a NUL byte")
+                    } else if name == b"." && !(dots && record == 0) {
+                        Some("`.` out of place")
+                    } else if name == b".." && !(dots && record == 1) {
+                        Some("`..` out of place")
+                    } else {
+                        None
+                    };
+                    if let Some(bad) = bad {
+                        return Err(corrupt(
+                            &self.what,
+                            here,
+                            format!(
+                                "directory inode {} has an entry `{}` (inode {ino}) with {bad}",
+                                dir.ino,
+                                String::from_utf8_lossy(name).escape_debug()
+                            ),
+                        ));
+                    }
                     if name != b"." && name != b".." {
                         out.push(DirEntry {
                             name: name.to_vec(),
@@ -623,6 +917,7 @@ impl FileSystem for Ext4 {
                     }
                 }
                 p += rec;
+                record += 1;
             }
             Ok(())
         };
@@ -630,19 +925,75 @@ impl FileSystem for Ext4 {
             let data = self.inline_data(dir, &raw)?;
             // 4 bytes of parent inode, then entries to the end of i_block,
             // then the entries stored in system.data.
-            parse(&data[4..60], 56)?;
+            parse(&data[4..60], 56, ino_off + 0x2c, false)?;
             if data.len() > 60 {
-                parse(&data[60..], data.len() - 60)?;
+                parse(&data[60..], data.len() - 60, ino_off, false)?;
             }
             return Ok(out);
         }
+        let bs = self.block_size;
+        if dir.size == 0 || !dir.size.is_multiple_of(bs) {
+            return Err(corrupt(
+                &self.what,
+                ino_off,
+                format!(
+                    "directory inode {} has size {}, not a positive multiple of the block size {bs}",
+                    dir.ino, dir.size
+                ),
+            ));
+        }
+        let nblocks = dir.size / bs;
+        let mapped_end = self
+            .block_list(dir.ino, &raw, nblocks)?
+            .iter()
+            .map(|e| e.0.saturating_add(e.2))
+            .max()
+            .unwrap_or(0);
+        if mapped_end > nblocks {
+            return Err(corrupt(
+                &self.what,
+                ino_off,
+                format!(
+                    "directory inode {} has size {} but its extents map {mapped_end} blocks",
+                    dir.ino, dir.size
+                ),
+            ));
+        }
         let runs = self.runs(dir)?;
-        let bs = self.block_size as usize;
+        let covered: u64 = runs.iter().map(Run::len).sum();
+        if covered != dir.size {
+            return Err(corrupt(
+                &self.what,
+                ino_off,
+                format!(
+                    "directory inode {} has size {} but only {covered} bytes are mapped (a hole or an unwritten extent)",
+                    dir.ino, dir.size
+                ),
+            ));
+        }
+        let seed = self.inode_seed(dir.ino, &raw);
+        let indexed = flags & FL_INDEX != 0;
+        let bsu = bs as usize;
         for r in &runs {
+            let Run::Data {
+                logical, physical, ..
+            } = r
+            else {
+                continue;
+            };
             let mut buf = vec![0u8; r.len() as usize];
             self.read_file_at(std::slice::from_ref(r), &mut buf, r.logical())?;
-            for block in buf.chunks(bs) {
-                parse(block, bs)?;
+            for (i, block) in buf.chunks(bsu).enumerate() {
+                let at = physical + (i * bsu) as u64;
+                let first = *logical == 0 && i == 0;
+                let mut body = block;
+                if let Some(seed) = seed {
+                    match self.dir_block_csum(dir.ino, seed, block, indexed, first, at)? {
+                        Some(len) => body = &block[..len],
+                        None => continue, // an htree index block
+                    }
+                }
+                parse(body, bsu, at, first)?;
             }
         }
         Ok(out)
@@ -671,32 +1022,7 @@ impl FileSystem for Ext4 {
         }
         let bs = self.block_size;
         let nblocks = file.size.div_ceil(bs);
-        let mut ext = vec![];
-        if flags & FL_EXTENTS != 0 {
-            self.extents(file.ino, &raw[0x28..0x28 + 60], 5, &mut ext)?;
-        } else {
-            let mut lblk = 0u64;
-            for i in 0..12 {
-                self.blockmap(
-                    file.ino,
-                    le::u32(&raw, 0x28 + i * 4) as u64,
-                    0,
-                    &mut lblk,
-                    nblocks,
-                    &mut ext,
-                )?;
-            }
-            for (i, level) in [(12usize, 1u32), (13, 2), (14, 3)] {
-                self.blockmap(
-                    file.ino,
-                    le::u32(&raw, 0x28 + i * 4) as u64,
-                    level,
-                    &mut lblk,
-                    nblocks,
-                    &mut ext,
-                )?;
-            }
-        }
+        let mut ext = self.block_list(file.ino, &raw, nblocks)?;
         ext.sort_unstable_by_key(|e| e.0);
         let dev_size = self.dev.size();
         let mut runs: Vec<Run> = vec![];
@@ -748,6 +1074,10 @@ impl FileSystem for Ext4 {
         &*self.dev
     }
 
+    fn max_file_size(&self) -> u64 {
+        self.max_file_size()
+    }
+
     fn notes(&self) -> Vec<String> {
         if self.needs_recovery {
             vec![format!(
@@ -763,6 +1093,347 @@ impl FileSystem for Ext4 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::block::FileDevice;
+    use crate::fs::walk;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    fn sh(cmd: &str) -> String {
+        let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// An 8 MiB ext4 image made by `mkfs.ext4 -d` from a tree that `script`
+    /// fills (run in the tree), with `-O features`.
+    fn image(script: &str, features: &str) -> (tempfile::TempDir, PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path().join("tree");
+        std::fs::create_dir(&tree).unwrap();
+        sh(&format!("cd {} && {script}", tree.display()));
+        let img = t.path().join("fs.img");
+        sh(&format!(
+            "truncate -s 8M {img} && mkfs.ext4 -q -F -b 4096 -O {features} -d {tree} {img}",
+            img = img.display(),
+            tree = tree.display()
+        ));
+        (t, img)
+    }
+
+    fn open(img: &Path) -> Result<Ext4> {
+        Ext4::open(Box::new(FileDevice::open(img)?))
+    }
+
+    /// Every path, and every regular file read whole.
+    fn read_everything(fs: &Ext4) -> Result<Vec<String>> {
+        let mut paths = vec![];
+        walk(fs, &mut |e| {
+            if e.inode.file_type == FileType::Regular {
+                fs.read_all(&e.inode, u64::MAX)?;
+            }
+            paths.push(String::from_utf8_lossy(&e.path).into_owned());
+            Ok(true)
+        })?;
+        Ok(paths)
+    }
+
+    fn debugfs(img: &Path, req: &str) -> String {
+        sh(&format!("debugfs -R '{req}' {} 2>/dev/null", img.display()))
+    }
+
+    fn debugfs_w(img: &Path, req: &str) {
+        sh(&format!(
+            "debugfs -w -R '{req}' {} 2>/dev/null",
+            img.display()
+        ));
+    }
+
+    /// Byte offset of inode `ino` in the image (from `debugfs imap`).
+    fn inode_offset(img: &Path, ino: u64) -> u64 {
+        let out = debugfs(img, &format!("imap <{ino}>"));
+        let block: u64 = out
+            .split("located at block ")
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let off = out.split("offset 0x").nth(1).unwrap().trim();
+        block * 4096 + u64::from_str_radix(off, 16).unwrap()
+    }
+
+    /// Physical byte offset of logical block `n` of `path`.
+    fn block_offset(img: &Path, path: &str, n: u64) -> u64 {
+        debugfs(img, &format!("bmap {path} {n}"))
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+            * 4096
+    }
+
+    fn ino_of(img: &Path, path: &str) -> u64 {
+        let out = debugfs(img, &format!("stat {path}"));
+        out.split("Inode: ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    fn flip(img: &Path, off: u64) {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(img)
+            .unwrap();
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, off).unwrap();
+        b[0] ^= 0x5a;
+        f.write_all_at(&b, off).unwrap();
+    }
+
+    fn patch(img: &Path, off: u64, bytes: &[u8]) {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(img).unwrap();
+        f.write_all_at(bytes, off).unwrap();
+    }
+
+    const TREE: &str = "mkdir -p etc big && echo root:x:0:0 > etc/passwd \
+        && for i in $(seq 1 300); do echo $i > big/a-fairly-long-file-name-number-$i; done \
+        && truncate -s 400K sparse && for i in $(seq 0 2 40); do printf x | dd of=sparse bs=4096 seek=$i conv=notrunc 2>/dev/null; done";
+
+    #[test]
+    fn metadata_csum_image_reads_when_clean() {
+        for features in [
+            "metadata_csum,64bit",
+            "metadata_csum,metadata_csum_seed,^64bit",
+        ] {
+            let (_t, img) = image(TREE, features);
+            // Index the big directory (htree) as e2fsck -D does.
+            let _ = Command::new("e2fsck")
+                .args(["-fyD"])
+                .arg(&img)
+                .output()
+                .unwrap();
+            let fs = open(&img).unwrap();
+            assert!(fs.csum_seed.is_some());
+            let paths = read_everything(&fs).unwrap();
+            assert!(paths.iter().any(|p| p == "etc/passwd"), "{features}");
+            assert_eq!(paths.iter().filter(|p| p.starts_with("big/")).count(), 300);
+            // The sparse file has more than 4 extents: an extent tree block.
+            assert!(
+                debugfs(&img, "ex /sparse")
+                    .lines()
+                    .any(|l| l.trim_start().starts_with("0/ 1")),
+                "{features}"
+            );
+        }
+    }
+
+    #[test]
+    fn ext4_open_fails_when_superblock_damaged() {
+        let (_t, img) = image(TREE, "metadata_csum");
+        flip(&img, 1024 + 0x78); // a label byte
+        let e = open(&img).unwrap_err().to_string();
+        assert!(
+            e.contains("superblock checksum mismatch")
+                && e.contains(&format!("offset {}", 1024 + 0x3fc)),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ext4_open_fails_when_group_descriptor_damaged() {
+        let (_t, img) = image(TREE, "metadata_csum,64bit");
+        flip(&img, 4096 + 0x0c); // free blocks count of group 0
+        let e = open(&img).unwrap_err().to_string();
+        assert!(
+            e.contains("group descriptor 0 checksum mismatch") && e.contains("offset 4096"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn inode_read_fails_when_inode_damaged() {
+        let (_t, img) = image(TREE, "metadata_csum");
+        let ino = ino_of(&img, "/etc/passwd");
+        let off = inode_offset(&img, ino);
+        flip(&img, off + 0x10); // mtime
+        let fs = open(&img).unwrap();
+        let e = read_everything(&fs).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("inode {ino} checksum mismatch"))
+                && e.contains(&format!("offset {off}")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn read_dir_fails_when_directory_block_damaged() {
+        let (_t, img) = image(TREE, "metadata_csum");
+        let ino = ino_of(&img, "/etc");
+        let off = block_offset(&img, "/etc", 0);
+        flip(&img, off + 30); // inside the entry of `passwd`
+        let fs = open(&img).unwrap();
+        let e = read_everything(&fs).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("directory inode {ino}: block checksum mismatch"))
+                && e.contains(&format!("offset {off}")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn extents_fail_when_extent_block_damaged() {
+        let (_t, img) = image(TREE, "metadata_csum");
+        let ex = debugfs(&img, "ex /sparse");
+        // Level 0: " 0/ 1   1/  1     0 -    99  1472   100": the index node is block 1472.
+        let line = ex
+            .lines()
+            .find(|l| l.trim_start().starts_with("0/ 1"))
+            .unwrap();
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let dash = fields.iter().position(|f| *f == "-").unwrap();
+        let blk: u64 = fields[dash + 2].parse().unwrap();
+        flip(&img, blk * 4096 + 14); // the first extent's logical block
+        let fs = open(&img).unwrap();
+        let e = read_everything(&fs).unwrap_err().to_string();
+        assert!(e.contains("extent block checksum mismatch"), "{e}\n{ex}");
+    }
+
+    #[test]
+    fn ext4_open_refuses_unknown_incompat_features() {
+        let (_t, img) = image("true", "^metadata_csum");
+        let sb = std::fs::read(&img).unwrap();
+        let incompat = le::u32(&sb, 1024 + 0x60);
+        patch(
+            &img,
+            1024 + 0x60,
+            &(incompat | 0x1 | 0x4_0000).to_le_bytes(),
+        );
+        let e = open(&img).unwrap_err().to_string();
+        assert!(
+            e.contains("compression") && e.contains("unknown 0x40000"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn read_dir_fails_when_directory_size_is_wrong() {
+        for size in [0u64, 100, 8192] {
+            let (_t, img) = image(TREE, "metadata_csum");
+            let ino = ino_of(&img, "/etc");
+            debugfs_w(&img, &format!("sif /etc size {size}"));
+            let fs = open(&img).unwrap();
+            let e = read_everything(&fs).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("directory inode {ino} has size {size}")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn read_dir_fails_when_entry_name_has_slash_or_dot() {
+        for (bad, what) in [
+            (&b"../../pw"[..], "a `/`"),
+            (b"pw\0abcde", "a NUL byte"),
+            (b"..\0\0\0\0\0\0", "a NUL"),
+        ] {
+            let (_t, img) = image("mkdir d && echo x > d/xxxxxxxx", "^metadata_csum");
+            let ino = ino_of(&img, "/d");
+            let off = block_offset(&img, "/d", 0);
+            let block = {
+                use std::os::unix::fs::FileExt;
+                let mut b = vec![0u8; 4096];
+                std::fs::File::open(&img)
+                    .unwrap()
+                    .read_exact_at(&mut b, off)
+                    .unwrap();
+                b
+            };
+            let at = block.windows(8).position(|w| w == b"xxxxxxxx").unwrap() as u64;
+            patch(&img, off + at, bad);
+            let fs = open(&img).unwrap();
+            let e = read_everything(&fs).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("directory inode {ino} has an entry")) && e.contains(what),
+                "{e}"
+            );
+        }
+        // `..` as the name of a later entry.
+        let (_t, img) = image("mkdir d && echo x > d/xx", "^metadata_csum");
+        let off = block_offset(&img, "/d", 0);
+        let mut b = vec![0u8; 4096];
+        {
+            use std::os::unix::fs::FileExt;
+            std::fs::File::open(&img)
+                .unwrap()
+                .read_exact_at(&mut b, off)
+                .unwrap();
+        }
+        let at = b.windows(2).rposition(|w| w == b"xx").unwrap() as u64;
+        patch(&img, off + at, b"..");
+        let e = read_everything(&open(&img).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`..` out of place"), "{e}");
+    }
+
+    #[test]
+    fn walk_fails_when_directory_has_duplicate_names() {
+        // A directory and a symlink of the same name in one directory.
+        let (_t, img) = image(
+            "mkdir -p x/aaaaaaaa && ln -s /etc x/bbbbbbbb",
+            "^metadata_csum",
+        );
+        let ino = ino_of(&img, "/x");
+        let off = block_offset(&img, "/x", 0);
+        let mut b = vec![0u8; 4096];
+        {
+            use std::os::unix::fs::FileExt;
+            std::fs::File::open(&img)
+                .unwrap()
+                .read_exact_at(&mut b, off)
+                .unwrap();
+        }
+        let at = b.windows(8).position(|w| w == b"bbbbbbbb").unwrap() as u64;
+        patch(&img, off + at, b"aaaaaaaa");
+        let e = read_everything(&open(&img).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!(
+                "directory inode {ino} has two entries named `aaaaaaaa`"
+            )),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn inode_read_fails_when_file_size_exceeds_ext4_limit() {
+        let (_t, img) = image(TREE, "metadata_csum");
+        let ino = ino_of(&img, "/etc/passwd");
+        debugfs_w(&img, "sif /etc/passwd size 0x7fffffffffffffff");
+        let fs = open(&img).unwrap();
+        let e = read_everything(&fs).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("inode {ino} has size 9223372036854775807")),
+            "{e}"
+        );
+    }
 
     #[test]
     fn acl_is_converted_to_xattr_format() {
@@ -787,6 +1458,18 @@ mod tests {
                 nsec: 123
             }
         );
+    }
+
+    #[test]
+    fn ext4_open_fails_when_block_size_field_is_huge() {
+        // Found by the ext4 fuzz target: `s_log_block_size` near `u32::MAX`
+        // overflowed while the error message was formatted.
+        let mut d = vec![0u8; 4096];
+        d[1024 + 0x38..1024 + 0x3a].copy_from_slice(&MAGIC.to_le_bytes());
+        d[1024 + 0x18..1024 + 0x1c].copy_from_slice(&u32::MAX.to_le_bytes());
+        let dev = crate::block::MemDevice::new(d, "m");
+        let e = Ext4::open(Box::new(dev)).unwrap_err().to_string();
+        assert!(e.contains("block size 2^4294967305 is invalid"), "{e}");
     }
 
     #[test]

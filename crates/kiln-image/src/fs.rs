@@ -142,6 +142,12 @@ pub trait FileSystem: Send + Sync {
     /// The device the `Run::Data` offsets refer to.
     fn device(&self) -> &dyn BlockDevice;
 
+    /// The largest file this filesystem can hold (the tar writer refuses
+    /// sizes beyond it).
+    fn max_file_size(&self) -> u64 {
+        crate::tar::DEFAULT_MAX_FILE_SIZE
+    }
+
     /// Things worth telling about this filesystem (unclean journal, …).
     fn notes(&self) -> Vec<String> {
         Vec::new()
@@ -220,8 +226,10 @@ pub fn walk(fs: &dyn FileSystem, visit: &mut dyn FnMut(&WalkEntry) -> Result<boo
         return Ok(());
     }
     // Stack of (dir path, remaining sorted entries reversed).
-    let mut stack: Vec<(Vec<u8>, Vec<DirEntry>)> =
-        vec![(Vec::new(), sorted(fs.read_dir(&entry.inode)?))];
+    let mut stack: Vec<(Vec<u8>, Vec<DirEntry>)> = vec![(
+        Vec::new(),
+        sorted(fs, &entry.inode, fs.read_dir(&entry.inode)?)?,
+    )];
     let mut depth_guard = 0usize;
     while let Some((dir, entries)) = stack.last_mut() {
         let Some(de) = entries.pop() else {
@@ -258,16 +266,34 @@ pub fn walk(fs: &dyn FileSystem, visit: &mut dyn FnMut(&WalkEntry) -> Result<boo
                     reason: "directory tree too deep (a loop?)".into(),
                 });
             }
-            let children = fs.read_dir(&we.inode).map_err(|e| with_path(e, &we.path))?;
-            stack.push((we.path, sorted(children)));
+            let children = fs
+                .read_dir(&we.inode)
+                .and_then(|c| sorted(fs, &we.inode, c))
+                .map_err(|e| with_path(e, &we.path))?;
+            stack.push((we.path, children));
         }
     }
     Ok(())
 }
 
-fn sorted(mut v: Vec<DirEntry>) -> Vec<DirEntry> {
+/// The entries in reverse name order (popped from the end); a name that
+/// appears twice is an error naming the directory's inode.
+fn sorted(fs: &dyn FileSystem, dir: &Inode, mut v: Vec<DirEntry>) -> Result<Vec<DirEntry>> {
     v.sort_unstable_by(|a, b| b.name.cmp(&a.name));
-    v
+    if let Some(w) = v.windows(2).find(|w| w[0].name == w[1].name) {
+        return Err(ImageError::Corrupt {
+            what: fs.describe(),
+            offset: 0,
+            reason: format!(
+                "directory inode {} has two entries named `{}` (inodes {} and {})",
+                dir.ino,
+                String::from_utf8_lossy(&w[0].name).escape_debug(),
+                w[1].ino,
+                w[0].ino
+            ),
+        });
+    }
+    Ok(v)
 }
 
 fn with_path(e: ImageError, path: &[u8]) -> ImageError {

@@ -182,20 +182,36 @@ fn parse_gpt(dev: &dyn BlockDevice, hdr: &[u8], sector: u64, at: u64) -> Result<
             format!("GPT entry array CRC mismatch (stored {want:#010x}, computed {got:#010x})"),
         ));
     }
+    let first_usable = le::u64(hdr, 40);
+    let last_usable = le::u64(hdr, 48);
+    let disk_sectors = dev.size() / sector;
     let mut partitions = vec![];
+    let mut spans: Vec<(u64, u64, u32)> = vec![];
     for (i, e) in arr.chunks_exact(esize as usize).enumerate() {
         if e[0..16].iter().all(|&b| b == 0) {
             continue;
         }
         let first = le::u64(e, 32);
         let last = le::u64(e, 40);
+        let eoff = off + i as u64 * esize;
         if last < first {
             return Err(corrupt(
                 &what,
-                off + i as u64 * esize,
+                eoff,
                 format!("GPT entry {} ends before it starts", i + 1),
             ));
         }
+        if first < first_usable || last > last_usable || last >= disk_sectors {
+            return Err(corrupt(
+                &what,
+                eoff,
+                format!(
+                    "GPT partition {} (sectors {first}..={last}) lies outside the usable sectors {first_usable}..={last_usable} of a disk of {disk_sectors} sectors",
+                    i + 1
+                ),
+            ));
+        }
+        spans.push((first, last, i as u32 + 1));
         let name: Vec<u16> = e[56..128.min(e.len())]
             .chunks_exact(2)
             .map(|c| u16::from_le_bytes([c[0], c[1]]))
@@ -209,6 +225,17 @@ fn parse_gpt(dev: &dyn BlockDevice, hdr: &[u8], sector: u64, at: u64) -> Result<
             name: String::from_utf16_lossy(&name),
             uuid: guid(&e[16..32]),
         });
+    }
+    spans.sort_unstable();
+    for w in spans.windows(2) {
+        let ((_, a_last, a), (b_first, _, b)) = (w[0], w[1]);
+        if b_first <= a_last {
+            return Err(corrupt(
+                &what,
+                off,
+                format!("GPT partitions {a} and {b} overlap (sector {b_first})"),
+            ));
+        }
     }
     Ok(PartitionTable {
         kind: TableKind::Gpt,
@@ -308,6 +335,82 @@ mod tests {
         assert_eq!(t.kind, TableKind::Mbr);
         assert_eq!(t.partitions[0].start, 2048 * 512);
         assert_eq!(t.partitions[0].type_id, "0x83");
+    }
+
+    /// A 20 MiB disk made by `sgdisk` with partitions 1 and 2.
+    fn gpt_disk() -> (tempfile::TempDir, std::path::PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("disk.img");
+        let st = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "truncate -s 20M {d} && sgdisk -o -n 1:2048:+4M -t 1:ef00 -n 2:0:0 -t 2:8300 {d} >/dev/null",
+                d = d.display()
+            ))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        (t, d)
+    }
+
+    /// Change the entries of both GPTs with `edit` and fix both CRCs, as a
+    /// careless tool would.
+    fn rewrite_gpt(d: &std::path::Path, edit: impl Fn(&mut [u8])) {
+        let mut b = std::fs::read(d).unwrap();
+        let last = b.len() - 512;
+        for h in [512usize, last] {
+            let entries = le::u64(&b, h + 72) as usize * 512;
+            let n = le::u32(&b, h + 80) as usize * le::u32(&b, h + 84) as usize;
+            edit(&mut b[entries..entries + n]);
+            let c = crc32fast::hash(&b[entries..entries + n]);
+            b[h + 88..h + 92].copy_from_slice(&c.to_le_bytes());
+            b[h + 16..h + 20].fill(0);
+            let c = crc32fast::hash(&b[h..h + 92]);
+            b[h + 16..h + 20].copy_from_slice(&c.to_le_bytes());
+        }
+        std::fs::write(d, b).unwrap();
+    }
+
+    fn table(d: &std::path::Path) -> Result<PartitionTable> {
+        read_table(&crate::block::FileDevice::open(d).unwrap())
+    }
+
+    #[test]
+    fn gpt_is_refused_when_partition_passes_disk_end() {
+        let (_t, d) = gpt_disk();
+        assert_eq!(table(&d).unwrap().partitions.len(), 2);
+        // Partition 2 ends past the last usable sector and the disk.
+        rewrite_gpt(&d, |e| {
+            e[128 + 40..128 + 48].copy_from_slice(&50_000u64.to_le_bytes())
+        });
+        let e = table(&d).unwrap_err().to_string();
+        assert!(
+            e.contains("GPT partition 2 (sectors") && e.contains("outside"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn gpt_is_refused_when_partitions_overlap() {
+        let (_t, d) = gpt_disk();
+        // Partition 2 starts inside partition 1.
+        rewrite_gpt(&d, |e| {
+            e[128 + 32..128 + 40].copy_from_slice(&4096u64.to_le_bytes())
+        });
+        let e = table(&d).unwrap_err().to_string();
+        assert!(e.contains("GPT partitions 1 and 2 overlap"), "{e}");
+    }
+
+    #[test]
+    fn gpt_is_refused_when_crcs_do_not_match() {
+        let (_t, d) = gpt_disk();
+        let mut b = std::fs::read(&d).unwrap();
+        let last = b.len() - 512;
+        b[1024 + 56] ^= 1; // a name byte of entry 1 in the primary array
+        b[last + 56] ^= 1; // and the backup header's own bytes
+        std::fs::write(&d, b).unwrap();
+        let e = table(&d).unwrap_err().to_string();
+        assert!(e.contains("GPT entry array CRC mismatch"), "{e}");
     }
 
     #[test]

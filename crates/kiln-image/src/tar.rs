@@ -3,6 +3,7 @@
 //! uid/gid/size) and GNU sparse format 1.0; and a reader of the same
 //! (plus GNU long names) for the leak scan and the tests.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 
 use crate::fs::Timestamp;
@@ -283,12 +284,165 @@ pub fn padding(size: u64) -> usize {
     ((BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64) as usize
 }
 
-/// A streaming tar writer.
+/// Largest file the writer accepts by default: ext4's limit with 64 KiB
+/// blocks (2^32 blocks), above what any filesystem kiln reads can hold.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 1 << 48;
+
+/// Size limits the writer holds every entry to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TarLimits {
+    /// Largest logical size of a regular file (the filesystem's maximum).
+    pub max_file_size: u64,
+    /// Largest number of stored content bytes of one entry (the device's
+    /// size: a non-sparse file cannot hold more than the device it is on).
+    pub max_stored_size: u64,
+}
+
+impl Default for TarLimits {
+    fn default() -> Self {
+        Self {
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
+            max_stored_size: DEFAULT_MAX_FILE_SIZE,
+        }
+    }
+}
+
+impl TarLimits {
+    /// The limits of files read from `fs`: its maximum file size, and its
+    /// device's size for the stored bytes.
+    pub fn for_fs(fs: &dyn crate::fs::FileSystem) -> Self {
+        Self {
+            max_file_size: fs.max_file_size(),
+            max_stored_size: fs.device().size(),
+        }
+    }
+}
+
+/// Why the writer refused an entry, or failed to write it.
+#[derive(Debug, thiserror::Error)]
+pub enum TarWriteError {
+    /// The path (or a hard link target) could be used to write outside the
+    /// extraction directory, or cannot be stored as given.
+    #[error("tar entry `{entry}`{} refused: {reason}", inode_suffix(*.ino))]
+    UnsafePath {
+        /// The entry's path as the caller gave it (lossy UTF-8).
+        entry: String,
+        /// The inode it came from, when the caller said.
+        ino: Option<u64>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The same name was already written.
+    #[error("tar entry `{entry}`{} refused: the name was already written", inode_suffix(*.ino))]
+    Duplicate {
+        /// The normalised path.
+        entry: String,
+        /// The inode it came from, when the caller said.
+        ino: Option<u64>,
+    },
+    /// A size beyond the limits.
+    #[error("tar entry `{entry}`{} refused: {what} of {size} bytes is beyond the limit of {limit}", inode_suffix(*.ino))]
+    TooLarge {
+        /// The normalised path.
+        entry: String,
+        /// The inode it came from, when the caller said.
+        ino: Option<u64>,
+        /// Which size (`file size`, `stored size`).
+        what: &'static str,
+        /// The size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The content written does not match the header.
+    #[error("tar entry `{entry}`: {reason}")]
+    Content {
+        /// The normalised path.
+        entry: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The sink failed.
+    #[error("cannot write the tar stream at byte {offset}")]
+    Io {
+        /// Bytes written before.
+        offset: u64,
+        /// Cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn inode_suffix(ino: Option<u64>) -> String {
+    ino.map(|i| format!(" (inode {i})")).unwrap_or_default()
+}
+
+impl From<TarWriteError> for io::Error {
+    fn from(e: TarWriteError) -> Self {
+        let kind = match &e {
+            TarWriteError::Io { source, .. } => source.kind(),
+            _ => io::ErrorKind::InvalidInput,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// The normal form of an archive path: the components joined by single `/`
+/// (no empty or `.` components), with the caller's `./` prefix kept (the
+/// tgz writes `./etc/passwd`, the compress post-processor bare names) and
+/// a trailing `/` for directories; the root directory is `./`. Refuses a
+/// NUL byte, a `..` component and an absolute path. Returns the normal form
+/// and the key used to compare names (the components without `./` or
+/// trailing `/`).
+pub fn normalize_path(path: &[u8], dir: bool) -> Result<(Vec<u8>, Vec<u8>), String> {
+    if path.contains(&0) {
+        return Err("the name contains a NUL byte".into());
+    }
+    if path.first() == Some(&b'/') {
+        return Err("the path is absolute".into());
+    }
+    let mut key: Vec<u8> = Vec::with_capacity(path.len());
+    for comp in path.split(|&c| c == b'/') {
+        match comp {
+            b"" | b"." => {}
+            b".." => return Err("the path has a `..` component".into()),
+            c => {
+                if !key.is_empty() {
+                    key.push(b'/');
+                }
+                key.extend_from_slice(c);
+            }
+        }
+    }
+    if key.is_empty() && !dir {
+        return Err("the path names the archive root but is not a directory".into());
+    }
+    let dot = key.is_empty() || path.starts_with(b"./") || path == b".";
+    let mut norm = Vec::with_capacity(key.len() + 3);
+    if dot {
+        norm.extend_from_slice(b"./");
+    }
+    norm.extend_from_slice(&key);
+    if dir && !key.is_empty() {
+        norm.push(b'/');
+    }
+    Ok((norm, key))
+}
+
+/// A streaming tar writer, safe by construction: every entry's path is
+/// normalised ([`normalize_path`]) and refused if it could write outside the
+/// extraction directory (`..`, absolute, NUL, a parent that was written as a
+/// non-directory), if it repeats a name already written, if a hard link
+/// names no earlier entry, or if its sizes are beyond [`TarLimits`].
 pub struct TarWriter<W: Write> {
     w: W,
     written: u64,
     pending: u64,
     pad: usize,
+    current: Vec<u8>,
+    limits: TarLimits,
+    /// Names written (keys of [`normalize_path`]) → is a directory.
+    names: HashMap<Vec<u8>, bool>,
 }
 
 impl<W: Write> TarWriter<W> {
@@ -299,7 +453,16 @@ impl<W: Write> TarWriter<W> {
             written: 0,
             pending: 0,
             pad: 0,
+            current: Vec::new(),
+            limits: TarLimits::default(),
+            names: HashMap::new(),
         }
+    }
+
+    /// Hold entries to `limits`.
+    pub fn with_limits(mut self, limits: TarLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Bytes of tar written so far.
@@ -307,8 +470,11 @@ impl<W: Write> TarWriter<W> {
         self.written
     }
 
-    fn raw(&mut self, b: &[u8]) -> io::Result<()> {
-        self.w.write_all(b)?;
+    fn raw(&mut self, b: &[u8]) -> Result<(), TarWriteError> {
+        self.w.write_all(b).map_err(|source| TarWriteError::Io {
+            offset: self.written,
+            source,
+        })?;
         self.written += b.len() as u64;
         Ok(())
     }
@@ -316,32 +482,155 @@ impl<W: Write> TarWriter<W> {
     /// Start an entry; then call [`write_data`](Self::write_data) with exactly
     /// [`EntryHeader::stored_size`] bytes (the data segments in order).
     pub fn start_entry(&mut self, e: &EntryHeader) -> io::Result<()> {
+        Ok(self.start_entry_of(e, None)?)
+    }
+
+    /// [`start_entry`](Self::start_entry) for an entry read from inode `ino`
+    /// (named in errors).
+    pub fn start_entry_of(
+        &mut self,
+        e: &EntryHeader,
+        ino: Option<u64>,
+    ) -> Result<(), TarWriteError> {
         if self.pending != 0 {
-            return Err(io::Error::other(format!(
-                "previous tar entry is {} bytes short",
-                self.pending
-            )));
+            return Err(TarWriteError::Content {
+                entry: String::from_utf8_lossy(&self.current).into_owned(),
+                reason: format!("{} bytes of content are missing", self.pending),
+            });
         }
+        let (h, key, is_dir) = self.check(e, ino)?;
         self.finish_padding()?;
-        let h = encode_header(e);
-        self.raw(&h)?;
+        let bytes = encode_header(&h);
+        self.raw(&bytes)?;
+        self.names.insert(key, is_dir);
+        self.current = h.path;
         self.pending = e.stored_size();
         self.pad = padding(self.pending);
         Ok(())
     }
 
+    /// The header as it will be written (path and link normalised), its
+    /// name key and whether it is a directory; or why it is refused.
+    fn check(
+        &self,
+        e: &EntryHeader,
+        ino: Option<u64>,
+    ) -> Result<(EntryHeader, Vec<u8>, bool), TarWriteError> {
+        let lossy = |p: &[u8]| String::from_utf8_lossy(p).into_owned();
+        let unsafe_path = |reason: String| TarWriteError::UnsafePath {
+            entry: lossy(&e.path),
+            ino,
+            reason,
+        };
+        let is_dir = e.kind == EntryKind::Directory;
+        let (norm, key) = normalize_path(&e.path, is_dir).map_err(unsafe_path)?;
+        let mut h = e.clone();
+        h.path = norm;
+        if self.names.contains_key(&key) {
+            return Err(TarWriteError::Duplicate {
+                entry: lossy(&h.path),
+                ino,
+            });
+        }
+        // No parent may have been written as a non-directory: extracting
+        // `a/x` after a symlink `a` would write wherever `a` points.
+        let mut at = 0;
+        while let Some(i) = key[at..].iter().position(|&c| c == b'/') {
+            let parent = &key[..at + i];
+            if self.names.get(parent) == Some(&false) {
+                return Err(unsafe_path(format!(
+                    "its parent `./{}` was written as a non-directory",
+                    lossy(parent)
+                )));
+            }
+            at += i + 1;
+        }
+        match &mut h.kind {
+            EntryKind::Symlink(t) => {
+                if t.contains(&0) {
+                    return Err(unsafe_path("the symlink target contains a NUL byte".into()));
+                }
+                if t.is_empty() {
+                    return Err(unsafe_path("the symlink target is empty".into()));
+                }
+            }
+            EntryKind::HardLink(t) => {
+                let (tnorm, tkey) = normalize_path(t, false)
+                    .map_err(|r| unsafe_path(format!("hard link target `{}`: {r}", lossy(t))))?;
+                match self.names.get(&tkey) {
+                    Some(false) => *t = tnorm,
+                    Some(true) => {
+                        return Err(unsafe_path(format!(
+                            "hard link target `{}` is a directory",
+                            lossy(&tnorm)
+                        )));
+                    }
+                    None => {
+                        return Err(unsafe_path(format!(
+                            "hard link target `{}` was not written before",
+                            lossy(&tnorm)
+                        )));
+                    }
+                }
+            }
+            _ => {}
+        }
+        let too_large = |what, size, limit| TarWriteError::TooLarge {
+            entry: lossy(&h.path),
+            ino,
+            what,
+            size,
+            limit,
+        };
+        if h.kind == EntryKind::File {
+            if h.size > self.limits.max_file_size {
+                return Err(too_large("file size", h.size, self.limits.max_file_size));
+            }
+            let stored = h.stored_size();
+            if stored > self.limits.max_stored_size {
+                return Err(too_large(
+                    "stored size",
+                    stored,
+                    self.limits.max_stored_size,
+                ));
+            }
+            if let Some(map) = &h.sparse {
+                let mut end = 0u64;
+                for &(o, l) in map {
+                    let e_ = o.checked_add(l).filter(|&x| o >= end && x <= h.size);
+                    let Some(x) = e_ else {
+                        return Err(unsafe_path(format!(
+                            "sparse segment ({o}, {l}) overlaps or passes the size {}",
+                            h.size
+                        )));
+                    };
+                    end = x;
+                }
+            }
+        }
+        for (k, _) in &h.xattrs {
+            if k.is_empty() || k.contains('\0') || k.contains('\n') {
+                return Err(unsafe_path(format!("bad xattr name {k:?}")));
+            }
+        }
+        Ok((h, key, is_dir))
+    }
+
     /// Write content of the current entry.
     pub fn write_data(&mut self, b: &[u8]) -> io::Result<()> {
         if b.len() as u64 > self.pending {
-            return Err(io::Error::other(
-                "more content than the tar header announced (file changed while read?)",
-            ));
+            return Err(TarWriteError::Content {
+                entry: String::from_utf8_lossy(&self.current).into_owned(),
+                reason: "more content than the tar header announced (file changed while read?)"
+                    .into(),
+            }
+            .into());
         }
         self.pending -= b.len() as u64;
-        self.raw(b)
+        Ok(self.raw(b)?)
     }
 
-    fn finish_padding(&mut self) -> io::Result<()> {
+    fn finish_padding(&mut self) -> Result<(), TarWriteError> {
         if self.pad > 0 {
             let z = [0u8; BLOCK];
             let n = self.pad;
@@ -360,14 +649,18 @@ impl<W: Write> TarWriter<W> {
     /// Write the end-of-archive marker and return the sink.
     pub fn finish(mut self) -> io::Result<W> {
         if self.pending != 0 {
-            return Err(io::Error::other(format!(
-                "last tar entry is {} bytes short",
-                self.pending
-            )));
+            return Err(TarWriteError::Content {
+                entry: String::from_utf8_lossy(&self.current).into_owned(),
+                reason: format!("{} bytes of content are missing", self.pending),
+            }
+            .into());
         }
         self.finish_padding()?;
         self.raw(&[0u8; BLOCK * 2])?;
-        self.w.flush()?;
+        self.w.flush().map_err(|source| TarWriteError::Io {
+            offset: self.written,
+            source,
+        })?;
         Ok(self.w)
     }
 }
@@ -847,6 +1140,175 @@ mod tests {
         let e = r.next_entry().unwrap().unwrap();
         assert_eq!(e.kind, EntryKind::HardLink(long));
         assert!(r.next_entry().unwrap().is_none());
+    }
+
+    fn paths(bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mut r = TarReader::new(bytes);
+        let mut v = vec![];
+        while let Some(e) = r.next_entry().unwrap() {
+            v.push(e.path);
+        }
+        v
+    }
+
+    fn refusal(w: &mut TarWriter<Vec<u8>>, e: &EntryHeader, ino: Option<u64>) -> String {
+        w.start_entry_of(e, ino).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn entry_is_refused_when_its_path_climbs_out() {
+        let mut w = TarWriter::new(Vec::new());
+        for p in [&b"./../../pw"[..], b"./a/../../pw", b"..", b"a/.."] {
+            let msg = refusal(&mut w, &EntryHeader::new(p, EntryKind::File), Some(12));
+            assert!(msg.contains("`..`") && msg.contains("inode 12"), "{msg}");
+            assert!(msg.contains(&*String::from_utf8_lossy(p)), "{msg}");
+        }
+        let msg = refusal(
+            &mut w,
+            &EntryHeader::new(b"/etc/passwd", EntryKind::File),
+            None,
+        );
+        assert!(
+            msg.contains("absolute") && msg.contains("/etc/passwd"),
+            "{msg}"
+        );
+        // Nothing was written for the refused entries.
+        assert_eq!(w.written(), 0);
+    }
+
+    #[test]
+    fn entry_is_refused_when_name_or_link_has_nul() {
+        let mut w = TarWriter::new(Vec::new());
+        let msg = refusal(
+            &mut w,
+            &EntryHeader::new(b"./etc/pass\0wd", EntryKind::File),
+            Some(7),
+        );
+        assert!(msg.contains("NUL") && msg.contains("inode 7"), "{msg}");
+        let l = EntryHeader::new(b"./l", EntryKind::Symlink(b"/etc\0/shadow".to_vec()));
+        assert!(refusal(&mut w, &l, None).contains("NUL"));
+        let h = EntryHeader::new(b"./h", EntryKind::HardLink(b"./a\0b".to_vec()));
+        assert!(refusal(&mut w, &h, None).contains("NUL"));
+    }
+
+    #[test]
+    fn entry_is_refused_when_name_repeats() {
+        let mut w = TarWriter::new(Vec::new());
+        w.append(&EntryHeader::new(b"./", EntryKind::Directory), b"")
+            .unwrap();
+        w.append(&EntryHeader::new(b"./lib/", EntryKind::Directory), b"")
+            .unwrap();
+        let msg = refusal(
+            &mut w,
+            &EntryHeader::new(b"./lib", EntryKind::Symlink(b"usr/lib".to_vec())),
+            Some(40),
+        );
+        assert!(
+            msg.contains("already written") && msg.contains("inode 40"),
+            "{msg}"
+        );
+        // Spelled differently, still the same name.
+        let msg = refusal(
+            &mut w,
+            &EntryHeader::new(b".//lib//", EntryKind::Directory),
+            None,
+        );
+        assert!(msg.contains("already written"), "{msg}");
+        let msg = refusal(&mut w, &EntryHeader::new(b"./", EntryKind::Directory), None);
+        assert!(msg.contains("already written"), "{msg}");
+    }
+
+    #[test]
+    fn entry_is_refused_when_parent_is_not_a_directory() {
+        let mut w = TarWriter::new(Vec::new());
+        w.append(
+            &EntryHeader::new(b"./etc", EntryKind::Symlink(b"/etc".to_vec())),
+            b"",
+        )
+        .unwrap();
+        let msg = refusal(
+            &mut w,
+            &EntryHeader::new(b"./etc/passwd", EntryKind::File),
+            None,
+        );
+        assert!(msg.contains("non-directory"), "{msg}");
+    }
+
+    #[test]
+    fn names_are_normalised_when_written() {
+        let mut w = TarWriter::new(Vec::new());
+        let dir = |p: &[u8]| EntryHeader::new(p, EntryKind::Directory);
+        w.append(&dir(b"."), b"").unwrap();
+        w.append(&dir(b".//etc//./"), b"").unwrap();
+        let mut f = EntryHeader::new(b".//etc///passwd/", EntryKind::File);
+        f.size = 1;
+        w.append(&f, b"x").unwrap();
+        let l = EntryHeader::new(b"./etc/pw", EntryKind::HardLink(b"etc//passwd".to_vec()));
+        w.append(&l, b"").unwrap();
+        // A bare name stays bare (the compress post-processor's style).
+        w.append(&dir(b"bare//"), b"").unwrap();
+        let bytes = w.finish().unwrap();
+        assert_eq!(
+            paths(&bytes),
+            [
+                &b"./"[..],
+                b"./etc/",
+                b"./etc/passwd",
+                b"./etc/pw",
+                b"bare/"
+            ]
+        );
+        let mut r = TarReader::new(&bytes[..]);
+        let kinds: Vec<EntryKind> = std::iter::from_fn(|| r.next_entry().unwrap())
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds[3], EntryKind::HardLink(b"etc/passwd".to_vec()));
+    }
+
+    #[test]
+    fn hard_link_is_refused_when_target_not_written() {
+        let mut w = TarWriter::new(Vec::new());
+        let h = EntryHeader::new(b"./h", EntryKind::HardLink(b"./etc/shadow".to_vec()));
+        let msg = refusal(&mut w, &h, Some(3));
+        assert!(
+            msg.contains("not written before") && msg.contains("./etc/shadow"),
+            "{msg}"
+        );
+        w.append(&EntryHeader::new(b"./d/", EntryKind::Directory), b"")
+            .unwrap();
+        let h = EntryHeader::new(b"./h", EntryKind::HardLink(b"./d".to_vec()));
+        assert!(refusal(&mut w, &h, None).contains("is a directory"));
+        let h = EntryHeader::new(b"./h", EntryKind::HardLink(b"../../etc/shadow".to_vec()));
+        assert!(refusal(&mut w, &h, None).contains("`..`"));
+    }
+
+    #[test]
+    fn file_is_refused_when_size_exceeds_limits() {
+        let mut w = TarWriter::new(Vec::new());
+        let mut f = EntryHeader::new(b"./huge", EntryKind::File);
+        f.size = (1 << 63) - 1;
+        let msg = refusal(&mut w, &f, Some(99));
+        assert!(
+            msg.contains("file size") && msg.contains("inode 99"),
+            "{msg}"
+        );
+        // Within the filesystem's limit but more than the device holds.
+        let mut w = TarWriter::new(Vec::new()).with_limits(TarLimits {
+            max_file_size: 16 << 40,
+            max_stored_size: 1 << 30,
+        });
+        f.size = 2 << 30;
+        let msg = refusal(&mut w, &f, None);
+        assert!(msg.contains("stored size"), "{msg}");
+        // A sparse file of that size with little data is fine.
+        f.sparse = Some(vec![(0, 4096)]);
+        w.start_entry(&f).unwrap();
+        w.write_data(&[0u8; 4096]).unwrap();
+        // A sparse map running past the size is not.
+        let mut g = EntryHeader::new(b"./g", EntryKind::File);
+        g.size = 10;
+        g.sparse = Some(vec![(8, 4)]);
+        assert!(refusal(&mut w, &g, None).contains("sparse segment"));
     }
 
     #[test]

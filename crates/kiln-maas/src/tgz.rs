@@ -16,7 +16,7 @@ use kiln_image::gzip::ParallelGzWriter;
 use kiln_image::output::Staged;
 use kiln_image::qcow2::backing_chain;
 use kiln_image::scrub::{Action, Scrub};
-use kiln_image::tar::{EntryHeader, EntryKind, TarWriter};
+use kiln_image::tar::{EntryHeader, EntryKind, TarLimits, TarWriter};
 use kiln_image::{Disk, ImageError, RootSelector};
 
 use crate::error::ArtifactError;
@@ -484,7 +484,7 @@ pub fn write_rootfs_tar<W: Write>(
         ));
     }
     let mut em = Emitter {
-        tar: TarWriter::new(out),
+        tar: TarWriter::new(out).with_limits(TarLimits::for_fs(&*fs)),
         scrub: opts.scrub.as_ref(),
         report: TgzReport {
             root_partition: root,
