@@ -293,8 +293,8 @@ impl<W: Write> Emitter<'_, W> {
             l.size = 0;
             l.xattrs.clear();
             self.tar
-                .start_entry(&l)
-                .map_err(|e| self.io_err(&we.path, e))?;
+                .start_entry_of(&l, Some(inode.ino))
+                .map_err(|e| self.io_err(&we.path, e.into()))?;
             self.p.entries += 1;
             return Ok(false);
         }
@@ -302,8 +302,8 @@ impl<W: Write> Emitter<'_, W> {
             Action::Empty => {
                 h.size = 0;
                 self.tar
-                    .start_entry(&h)
-                    .map_err(|e| self.io_err(&we.path, e))?;
+                    .start_entry_of(&h, Some(inode.ino))
+                    .map_err(|e| self.io_err(&we.path, e.into()))?;
             }
             Action::RemoveKeyLines => {
                 let content = fs.read_all(inode, 16 << 20).map_err(entry_err)?;
@@ -324,8 +324,8 @@ impl<W: Write> Emitter<'_, W> {
                     h.sparse = Some(runs.iter().map(|r| (r.logical(), r.len())).collect());
                 }
                 self.tar
-                    .start_entry(&h)
-                    .map_err(|e| self.io_err(&we.path, e))?;
+                    .start_entry_of(&h, Some(inode.ino))
+                    .map_err(|e| self.io_err(&we.path, e.into()))?;
                 for r in &runs {
                     match r {
                         Run::Inline { data, .. } => {
@@ -356,8 +356,8 @@ impl<W: Write> Emitter<'_, W> {
             }
             _ => {
                 self.tar
-                    .start_entry(&h)
-                    .map_err(|e| self.io_err(&we.path, e))?;
+                    .start_entry_of(&h, Some(inode.ino))
+                    .map_err(|e| self.io_err(&we.path, e.into()))?;
             }
         }
         self.p.entries += 1;

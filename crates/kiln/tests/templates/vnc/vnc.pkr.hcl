@@ -19,7 +19,7 @@ source "qemu" "vnc" {
   vnc_bind_address = "0.0.0.0"
   vnc_use_password = true
   vnc_port_min     = 5990
-  vnc_port_max     = 5999
+  vnc_port_max     = 6190
   boot_wait        = "60s"
   boot_command     = ["<wait>"]
 }
