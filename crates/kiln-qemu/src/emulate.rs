@@ -58,7 +58,11 @@ pub fn force_tcg(cfg: &mut QemuConfig) -> Vec<String> {
             None => notes.push(format!("qemuargs `{}` dropped", arg.join(" "))),
             Some(new) => {
                 if new != arg {
-                    notes.push(format!("qemuargs `{}` → `{}`", arg.join(" "), new.join(" ")));
+                    notes.push(format!(
+                        "qemuargs `{}` → `{}`",
+                        arg.join(" "),
+                        new.join(" ")
+                    ));
                 }
                 kept.push(new);
             }
