@@ -215,6 +215,9 @@ pub struct Provisioner {
     pub pause_before: Option<Duration>,
     pub max_retries: u32,
     pub timeout: Option<Duration>,
+    /// `continue_on_error` (Packer 1.16): a failure, once every retry is
+    /// spent, is logged and the build goes on.
+    pub continue_on_error: bool,
     pub override_: Option<Value>,
     /// The provisioner's own fields, evaluated for this build.
     pub body: Body,
