@@ -252,6 +252,25 @@ fn fmt_check_and_diff() {
     );
 }
 
+/// `kiln fmt` reads files as templates are read: `/dev/zero` and a FIFO
+/// named like a template are refused at once instead of read forever.
+#[test]
+fn fmt_refuses_endless_inputs() {
+    snap!("fmt_dev_zero", kiln(&["fmt", "-check", "/dev/zero"]));
+    let dir = tempfile::tempdir().unwrap();
+    let ok = std::process::Command::new("mkfifo")
+        .arg(dir.path().join("a.pkr.hcl"))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let path = dir.path().to_str().unwrap();
+    snap!(
+        "fmt_fifo_in_directory",
+        kiln(&["fmt", "-check", path]).replace(path, "DIR")
+    );
+}
+
 #[test]
 fn help_on_every_command() {
     for args in [

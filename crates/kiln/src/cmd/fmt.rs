@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use kiln_template::format::format_hcl;
+use kiln_template::load::input::{TEMPLATE_LIMIT, read_input};
 
 use crate::exit::Exit;
 use crate::render;
@@ -93,10 +94,24 @@ pub fn run(args: &Args) -> Exit {
     let mut unformatted = false;
     let mut errors = Vec::new();
     for p in files {
-        let text = match std::fs::read_to_string(&p) {
-            Ok(t) => t,
+        // As templates are read: a FIFO or `/dev/zero` is refused, not
+        // read forever.
+        let text = match read_input(&p, TEMPLATE_LIMIT) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(e) => {
+                    render::error(
+                        &format!("cannot read `{}`: it is not UTF-8 text ({e})", p.display()),
+                        None,
+                    );
+                    return Exit::Usage;
+                }
+            },
             Err(e) => {
-                render::error(&format!("cannot read `{}`: {e}", p.display()), None);
+                render::error(
+                    &format!("cannot read `{}`: {}", p.display(), e.reason()),
+                    None,
+                );
                 return Exit::Usage;
             }
         };
