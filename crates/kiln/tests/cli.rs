@@ -252,6 +252,26 @@ fn fmt_check_and_diff() {
     );
 }
 
+/// Packer 1.13+ (CHANGELOG GH-13362; `HCL2Formatter.Format(paths)` in
+/// hcl2template/formatter.go): `fmt` takes several files and directories.
+#[test]
+fn fmt_formats_several_paths_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let messy = "variable \"x\" {\ndefault=\"a\"\n}\n";
+    for p in [dir.path().join("b.pkr.hcl"), sub.join("a.pkrvars.hcl")] {
+        std::fs::write(&p, messy).unwrap();
+    }
+    let path = dir.path().to_str().unwrap();
+    let b = dir.path().join("b.pkr.hcl");
+    let out =
+        kiln(&["fmt", "-check", b.to_str().unwrap(), sub.to_str().unwrap()]).replace(path, "DIR");
+    snap!("fmt_several_paths", out);
+    let out = kiln(&["fmt", "-", b.to_str().unwrap()]).replace(path, "DIR");
+    snap!("fmt_stdin_with_other_paths", out);
+}
+
 /// `kiln fmt` reads files as templates are read: `/dev/zero` and a FIFO
 /// named like a template are refused at once instead of read forever.
 #[test]

@@ -1,4 +1,6 @@
-//! `kiln fmt`: rewrite HCL files in the canonical format, as `packer fmt`.
+//! `kiln fmt`: rewrite HCL files in the canonical format, as `packer fmt`,
+//! which since Packer 1.13 takes several paths (`hcl2template/formatter.go`
+//! `Format(paths)`): each a directory or a file, in the order given.
 
 use std::path::{Path, PathBuf};
 
@@ -22,9 +24,9 @@ pub struct Args {
     /// Also format files in subdirectories.
     #[arg(long)]
     pub recursive: bool,
-    /// A directory, a file, or `-` for standard input.
-    #[arg(value_name = "PATH")]
-    pub path: PathBuf,
+    /// Directories or files, or `-` alone for standard input.
+    #[arg(value_name = "PATH", required = true, num_args = 1..)]
+    pub paths: Vec<PathBuf>,
 }
 
 fn is_hcl(p: &Path) -> bool {
@@ -58,7 +60,15 @@ fn unified_diff(name: &str, old: &str, new: &str) -> String {
 }
 
 pub fn run(args: &Args) -> Exit {
-    if args.path.as_os_str() == "-" {
+    let stdin = args.paths.iter().any(|p| p.as_os_str() == "-");
+    if stdin && args.paths.len() > 1 {
+        render::error(
+            "`-` (standard input) cannot be formatted together with other paths",
+            Some("format standard input on its own: `kiln fmt -`"),
+        );
+        return Exit::Usage;
+    }
+    if stdin {
         let mut text = String::new();
         if std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).is_err() {
             render::error("cannot read standard input", None);
@@ -83,13 +93,15 @@ pub fn run(args: &Args) -> Exit {
         };
     }
     let mut files = Vec::new();
-    if args.path.is_dir() {
-        if let Err(e) = collect(&args.path, args.recursive, &mut files) {
-            render::error(&format!("cannot read `{}`: {e}", args.path.display()), None);
-            return Exit::Usage;
+    for path in &args.paths {
+        if path.is_dir() {
+            if let Err(e) = collect(path, args.recursive, &mut files) {
+                render::error(&format!("cannot read `{}`: {e}", path.display()), None);
+                return Exit::Usage;
+            }
+        } else {
+            files.push(path.clone());
         }
-    } else {
-        files.push(args.path.clone());
     }
     let mut unformatted = false;
     let mut errors = Vec::new();
