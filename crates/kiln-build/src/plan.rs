@@ -166,6 +166,7 @@ fn decode_build(
                 name: p.name.clone(),
                 pause_before: p.pause_before.unwrap_or(Duration::ZERO),
                 max_retries: p.max_retries,
+                continue_on_error: p.continue_on_error,
                 timeout: p.timeout,
             }),
             Err(es) => errors.extend(es),
@@ -180,6 +181,7 @@ fn decode_build(
                     name: p.name.clone(),
                     pause_before: p.pause_before.unwrap_or(Duration::ZERO),
                     max_retries: p.max_retries,
+                    continue_on_error: p.continue_on_error,
                     timeout: p.timeout,
                 }),
                 Err(es) => {

@@ -52,6 +52,9 @@ pub struct ProvisionerSpec {
     pub pause_before: Duration,
     pub max_retries: u32,
     pub timeout: Option<Duration>,
+    /// `continue_on_error`: a failure (after the retries) is a warning
+    /// and the build goes on.
+    pub continue_on_error: bool,
 }
 
 impl ProvisionerSpec {

@@ -106,6 +106,7 @@ fn provisioner_json(p: &Provisioner) -> Json {
         "pause_before": p.pause_before.map(go_duration),
         "max_retries": p.max_retries,
         "timeout": p.timeout.map(go_duration),
+        "continue_on_error": p.continue_on_error,
         "override": p.override_.as_ref().map(Value::to_json),
         "config": body_json(&p.body),
     })

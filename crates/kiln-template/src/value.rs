@@ -620,6 +620,12 @@ impl TypeParser<'_> {
                 self.expect(b')')?;
                 Ok(Type::Object(attrs))
             }
+            // A `Type` is exact: `optional()` attributes belong to type
+            // constraints (`eval::types::parse_constraint`).
+            "optional" => Err(
+                "the keyword `optional` is valid only as a modifier for object type attributes of a type constraint"
+                    .into(),
+            ),
             other => Err(format!("the keyword `{other}` is not a valid type")),
         }
     }
@@ -2167,6 +2173,11 @@ mod tests {
             "object({\"a b\"=string})"
         );
         assert!(Type::parse("lst(string)").is_err());
+        assert!(
+            Type::parse("object({a=optional(string)})")
+                .unwrap_err()
+                .contains("valid only as a modifier")
+        );
         assert_eq!(
             t("list(any)").friendly_name_for_constraint(),
             "list of any single type"

@@ -252,6 +252,45 @@ fn fmt_check_and_diff() {
     );
 }
 
+/// Packer 1.13+ (CHANGELOG GH-13362; `HCL2Formatter.Format(paths)` in
+/// hcl2template/formatter.go): `fmt` takes several files and directories.
+#[test]
+fn fmt_formats_several_paths_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let messy = "variable \"x\" {\ndefault=\"a\"\n}\n";
+    for p in [dir.path().join("b.pkr.hcl"), sub.join("a.pkrvars.hcl")] {
+        std::fs::write(&p, messy).unwrap();
+    }
+    let path = dir.path().to_str().unwrap();
+    let b = dir.path().join("b.pkr.hcl");
+    let out =
+        kiln(&["fmt", "-check", b.to_str().unwrap(), sub.to_str().unwrap()]).replace(path, "DIR");
+    snap!("fmt_several_paths", out);
+    let out = kiln(&["fmt", "-", b.to_str().unwrap()]).replace(path, "DIR");
+    snap!("fmt_stdin_with_other_paths", out);
+}
+
+/// `kiln fmt` reads files as templates are read: `/dev/zero` and a FIFO
+/// named like a template are refused at once instead of read forever.
+#[test]
+fn fmt_refuses_endless_inputs() {
+    snap!("fmt_dev_zero", kiln(&["fmt", "-check", "/dev/zero"]));
+    let dir = tempfile::tempdir().unwrap();
+    let ok = std::process::Command::new("mkfifo")
+        .arg(dir.path().join("a.pkr.hcl"))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let path = dir.path().to_str().unwrap();
+    snap!(
+        "fmt_fifo_in_directory",
+        kiln(&["fmt", "-check", path]).replace(path, "DIR")
+    );
+}
+
 #[test]
 fn help_on_every_command() {
     for args in [
@@ -312,4 +351,66 @@ fn validate_accepts_dev_null_as_customize_script() {
     // miette wraps the message; both parts are there.
     assert!(out.contains("bad script `/dev/zero`"), "{out}");
     assert!(out.contains("character device that does not end"), "{out}");
+}
+
+/// A `null` build whose first `shell-local` provisioner fails, then one
+/// that writes `marker`; run from the template's directory.
+fn continue_on_error_build(flag: &str) -> (String, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("build.pkr.hcl"),
+        format!(
+            r#"source "null" "n" {{
+  communicator = "none"
+}}
+
+build {{
+  sources = ["source.null.n"]
+
+  provisioner "shell-local" {{
+    inline = ["echo failing on purpose", "exit 3"]
+    {flag}
+  }}
+
+  provisioner "shell-local" {{
+    inline = ["touch marker"]
+  }}
+}}
+"#
+        ),
+    )
+    .unwrap();
+    let path = std::env::var("PATH").unwrap_or_default();
+    let out = kiln_in(dir.path(), &["build", "."], &[("PATH", &path)]);
+    (out, dir.path().join("marker").exists())
+}
+
+/// Packer 1.16.0 (CHANGELOG GH-13674; `ContinueOnErrorProvisioner` in
+/// packer/provisioner.go): with `continue_on_error = true` a failed
+/// provisioner is a warning and the build goes on. Packer 1.6.6 has no
+/// such argument.
+#[test]
+fn build_continues_past_a_failed_provisioner_with_continue_on_error() {
+    let (out, marker) = continue_on_error_build("continue_on_error = true");
+    assert!(out.starts_with("exit: 0\n"), "{out}");
+    assert!(out.contains("continue_on_error is set"), "{out}");
+    assert!(marker, "the second provisioner did not run:\n{out}");
+}
+
+#[test]
+fn build_stops_at_a_failed_provisioner_without_continue_on_error() {
+    for flag in ["", "continue_on_error = false"] {
+        let (out, marker) = continue_on_error_build(flag);
+        assert!(out.starts_with("exit: 1\n"), "{out}");
+        assert!(!marker, "the second provisioner ran:\n{out}");
+    }
+}
+
+#[test]
+fn continue_on_error_must_be_a_bool() {
+    let (out, marker) = continue_on_error_build(r#"continue_on_error = "maybe""#);
+    assert!(out.starts_with("exit: 2\n"), "{out}");
+    assert!(out.contains("incorrect `continue_on_error` type"), "{out}");
+    assert!(out.contains("build.pkr.hcl:10:25"), "{out}");
+    assert!(!marker);
 }

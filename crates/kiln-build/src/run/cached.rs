@@ -1186,6 +1186,7 @@ mod tests {
             name: None,
             pause_before: Duration::ZERO,
             max_retries: 0,
+            continue_on_error: false,
             timeout: None,
         };
         let cwd = Path::new("/");

@@ -1,6 +1,14 @@
 //! Running the build's provisioners in order, with Packer's common
-//! fields: `pause_before`, `max_retries`, `timeout`; and the
-//! `error-cleanup-provisioner` when one fails.
+//! fields: `pause_before`, `max_retries`, `timeout`, `continue_on_error`;
+//! and the `error-cleanup-provisioner` when one fails.
+//!
+//! `continue_on_error` follows Packer 1.16 (`packer/provisioner.go`,
+//! `ContinueOnErrorProvisioner`, wrapped outside the retries in
+//! `hcl2template/types.packer_config.go`): once every retry failed, the
+//! failure is a warning and the build goes on. An interruption still
+//! stops the build, and so does a QEMU that died (kiln's departure: no
+//! later provisioner could reach the guest). A step that failed this way
+//! is not checkpointed, nor is any after it: a rerun must run it again.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -57,9 +65,18 @@ pub(crate) async fn run_all(
         let result = p
             .step(
                 &step,
-                run_with_retries(prov, guest.as_deref_mut(), env, &ev, i),
+                run_continuing(prov, guest.as_deref_mut(), env, &ev, i),
             )
             .await;
+        if let Ok(Ran::FailedContinued) = result
+            && let Some(c) = cache.as_deref_mut()
+            && c.publishing
+        {
+            p.ev.warn(format!(
+                "not caching {step}: it failed (`continue_on_error`); later steps are not cached"
+            ));
+            c.publishing = false;
+        }
         if let Err(e) = result {
             if !e.is_interrupted()
                 && on_error != OnError::Abort
@@ -85,13 +102,58 @@ pub(crate) async fn run_all(
     Ok(())
 }
 
+/// How a provisioner's step ended without stopping the build.
+#[derive(Debug, PartialEq)]
+enum Ran {
+    Succeeded,
+    /// It failed, and `continue_on_error` let the build go on.
+    FailedContinued,
+}
+
+/// Why a provisioner's step failed.
+#[derive(Debug)]
+enum Failure {
+    /// QEMU exited: nothing after this can reach the guest.
+    QemuDied(String),
+    /// The provisioner itself failed (after its retries).
+    Provisioner(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::QemuDied(m) | Failure::Provisioner(m) => f.write_str(m),
+        }
+    }
+}
+
+/// [`run_with_retries`], with `continue_on_error` applied to its result.
+async fn run_continuing(
+    prov: &ProvisionerSpec,
+    guest: Option<&mut Guest>,
+    env: &ProvisionEnv<'_>,
+    ev: &BuildEvents,
+    index: usize,
+) -> Result<Ran, Failure> {
+    match run_with_retries(prov, guest, env, ev, index).await {
+        Ok(()) => Ok(Ran::Succeeded),
+        Err(Failure::Provisioner(e)) if prov.continue_on_error => {
+            ev.warn(format!(
+                "Provisioner failed with {e:?}, but continue_on_error is set; continuing the build."
+            ));
+            Ok(Ran::FailedContinued)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 async fn run_with_retries(
     prov: &ProvisionerSpec,
     mut guest: Option<&mut Guest>,
     env: &ProvisionEnv<'_>,
     ev: &BuildEvents,
     index: usize,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     if !prov.pause_before.is_zero() {
         ev.say(format!(
             "Pausing {:?} before the next provisioner...",
@@ -113,7 +175,9 @@ async fn run_with_retries(
         };
         // A dead QEMU is the error, and no retry can help.
         let result = match &env.machine {
-            Some(qemu) => super::qemu::watch(qemu, run).await?,
+            Some(qemu) => super::qemu::watch(qemu, run)
+                .await
+                .map_err(Failure::QemuDied)?,
             None => run.await,
         };
         match result {
@@ -125,7 +189,7 @@ async fn run_with_retries(
                     prov.max_retries
                 ));
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(Failure::Provisioner(e)),
         }
     }
 }

@@ -638,10 +638,12 @@ impl<'a> Evaluator<'a> {
                     return Err(arity(name_range, "convert", 2, args.len()));
                 }
                 let v = self.eval(args[0])?;
-                let t = types::parse_type(args[1]).map_err(|(r, m)| {
+                // hcl's `typeexpr.TypeConstraint`: `optional(T)` attributes
+                // (missing ones become null), but no defaults.
+                let t = types::parse_constraint(args[1], false).map_err(|(r, m)| {
                     EvalError::new(r.or(args[1].span()), "invalid type specification").detail(m)
                 })?;
-                return types::convert(&v, &t).map_err(|m| {
+                return types::convert_constrained(&v, &t).map_err(|m| {
                     EvalError::new(args[0].span(), "invalid function argument")
                         .detail(format!("invalid value for \"value\" parameter: {m}"))
                 });

@@ -6,11 +6,18 @@
 //! `path.root`) after expanding `~`; `abspath` and `filebase64` resolve
 //! them against the process's working directory, as Go's `filepath.Abs`
 //! and `os.ReadFile` do.
+//!
+//! `file`, `filebase64` and `templatefile` read through
+//! [`read_input`](crate::load::input::read_input), as templates are read:
+//! a FIFO or an endless device (`/dev/zero`) is an error, not a hang, and
+//! a file larger than [`TEMPLATE_LIMIT`] is refused (Packer reads either
+//! until it runs out of memory).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::{Fail, Func, FuncCtx, P, p, str_arg};
+use crate::load::input::{InputError, TEMPLATE_LIMIT, read_input};
 use crate::value::{Value, go_quote};
 
 pub(crate) const FUNCS: &[Func] = &[
@@ -186,12 +193,10 @@ fn pathexpand(args: Vec<Value>, _: &FuncCtx<'_>) -> Result<Value, Fail> {
 /// Reads a file as `file()` does, with its errors.
 fn read_file(ctx: &FuncCtx<'_>, path: &str) -> Result<(String, Vec<u8>), Fail> {
     let full = resolve(ctx, path)?;
-    match std::fs::read(&full) {
+    match read_input(Path::new(&full), TEMPLATE_LIMIT) {
         Ok(bytes) => Ok((full, bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(Fail::call(format!("no file exists at {full}")))
-        }
-        Err(_) => Err(Fail::call(format!("failed to read {full}"))),
+        Err(InputError::NotFound { .. }) => Err(Fail::call(format!("no file exists at {full}"))),
+        Err(e) => Err(Fail::call(format!("failed to read {full}: {}", e.reason()))),
     }
 }
 
@@ -216,23 +221,25 @@ fn filebase64(args: Vec<Value>, _: &FuncCtx<'_>) -> Result<Value, Fail> {
     } else {
         process_cwd()?.join(path)
     };
-    let bytes = std::fs::read(&full).map_err(|e| {
+    let bytes = read_input(&full, TEMPLATE_LIMIT).map_err(|e| {
         Fail::call(format!(
             "failed to read file {}: open {path}: {}",
             go_quote(path),
-            io_reason(&e)
+            go_reason(&e)
         ))
     })?;
     Ok(Value::String(super::encoding::base64_encode(&bytes)))
 }
 
-/// The reason of an I/O error as Go's `syscall.Errno` spells it.
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        std::io::ErrorKind::IsADirectory => "is a directory".into(),
-        _ => e.to_string().to_lowercase(),
+/// Why a file could not be read, as Go's `syscall.Errno` spells the
+/// reasons Packer can report; kiln's own refusals in its words.
+fn go_reason(e: &InputError) -> String {
+    match e {
+        InputError::NotFound { .. } => "no such file or directory".into(),
+        InputError::PermissionDenied { .. } => "permission denied".into(),
+        InputError::Directory { .. } => "is a directory".into(),
+        InputError::Io { source, .. } => source.to_string().to_lowercase(),
+        other => other.reason(),
     }
 }
 
@@ -695,6 +702,44 @@ mod tests {
             in_dir(dir.path(), "filebase64", vec![s("definitely-not-here.bin")])
                 .unwrap_err()
                 .contains("failed to read file \"definitely-not-here.bin\": open definitely-not-here.bin: no such file or directory")
+        );
+    }
+
+    /// `file("/dev/zero")` used to read forever; a FIFO waited for a
+    /// writer. Now both are errors naming the reason, as for templates.
+    #[test]
+    fn file_functions_refuse_endless_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let ok = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let big = dir.path().join("big.txt");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(TEMPLATE_LIMIT + 1)
+            .unwrap();
+        let vars = || Value::Map(BTreeMap::new());
+        for (path, reason) in [
+            ("/dev/zero", "character device that does not end"),
+            (fifo.to_str().unwrap(), "FIFO"),
+            (big.to_str().unwrap(), "larger than the 16 MiB limit"),
+        ] {
+            let e = in_dir(dir.path(), "file", vec![s(path)]).unwrap_err();
+            assert!(e.contains(&format!("failed to read {path}: ")), "{e}");
+            assert!(e.contains(reason), "{e}");
+            let e = in_dir(dir.path(), "filebase64", vec![s(path)]).unwrap_err();
+            assert!(e.contains(reason), "{e}");
+            let e = in_dir(dir.path(), "templatefile", vec![s(path), vars()]).unwrap_err();
+            assert!(e.contains(reason), "{e}");
+        }
+        assert_eq!(in_dir(dir.path(), "file", vec![s("/dev/null")]), Ok(s("")));
+        assert_eq!(
+            in_dir(dir.path(), "filebase64", vec![s("/dev/null")]),
+            Ok(s(""))
         );
     }
 

@@ -645,6 +645,7 @@ const PROVISIONER_COMMON: &[&str] = &[
     "pause_before",
     "max_retries",
     "timeout",
+    "continue_on_error",
     "only",
     "except",
     "override",
@@ -665,6 +666,7 @@ fn provisioner(
         pause_before: None,
         max_retries: 0,
         timeout: None,
+        continue_on_error: false,
         override_: None,
         body: Body::empty(file.span(b.def_span.clone())),
         span: file.span(b.def_span.clone()),
@@ -685,6 +687,20 @@ fn provisioner(
                         .detail("a whole number is required"),
                 ),
             },
+            "continue_on_error" => {
+                // An expression that failed to evaluate is reported once.
+                let Some(v) = value_of(ev, file, a, diags) else {
+                    continue;
+                };
+                match ops::to_bool(&v) {
+                    Some(v) => p.continue_on_error = v,
+                    None => diags.push(
+                        Diag::error("incorrect `continue_on_error` type")
+                            .at(file, a.expr.span.clone())
+                            .detail("a bool is required"),
+                    ),
+                }
+            }
             "only" => p.only = strings(ev, file, a, diags),
             "except" => p.except = strings(ev, file, a, diags),
             "override" => p.override_ = value_of(ev, file, a, diags),

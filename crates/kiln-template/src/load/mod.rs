@@ -151,6 +151,9 @@ pub struct Variable {
     /// The `variable` block (or the attribute in a `variables` block).
     pub span: Span,
     pub declared_type: Option<Type>,
+    /// The `optional()` attributes of the declared type, with their
+    /// defaults: applied to every value before it is converted.
+    pub optionals: Option<types::Optionals>,
     /// The type values are converted to: declared, or implied by the default.
     pub ty: Option<Type>,
     pub description: Option<String>,
@@ -175,7 +178,7 @@ impl Variable {
     /// implied by the value for an untyped variable.
     pub fn type_string(&self) -> String {
         match (&self.declared_type, &self.ty) {
-            (Some(t), _) => types::type_string(t),
+            (Some(t), _) => types::constraint_string(t, self.optionals.as_ref()),
             (None, Some(t)) => types::type_string(t),
             (None, None) => "any".into(),
         }
@@ -215,6 +218,9 @@ pub struct Provisioner {
     pub pause_before: Option<Duration>,
     pub max_retries: u32,
     pub timeout: Option<Duration>,
+    /// `continue_on_error` (Packer 1.16): a failure, once every retry is
+    /// spent, is logged and the build goes on.
+    pub continue_on_error: bool,
     pub override_: Option<Value>,
     /// The provisioner's own fields, evaluated for this build.
     pub body: Body,

@@ -129,6 +129,7 @@ pub(crate) fn declare(files: &[SFile], cwd: &Path, diags: &mut Diags) -> Declare
                             name: a.name.clone(),
                             span: f.src.span(a.name_span.clone()),
                             declared_type: None,
+                            optionals: None,
                             ty: None,
                             description: None,
                             sensitive: false,
@@ -223,6 +224,7 @@ fn variable_block(
         name: name.clone(),
         span: f.src.span(b.def_span.clone()),
         declared_type: None,
+        optionals: None,
         ty: None,
         description: None,
         sensitive: false,
@@ -246,10 +248,11 @@ fn variable_block(
         }
     }
     if let Some(a) = b.body.attr("type") {
-        match types::parse_type(&a.expr.expr) {
-            Ok(t) => {
-                var.declared_type = Some(t.clone());
-                var.ty = Some(t);
+        match types::parse_constraint(&a.expr.expr, true) {
+            Ok(c) => {
+                var.declared_type = Some(c.ty.clone());
+                var.ty = Some(c.ty);
+                var.optionals = c.optionals;
             }
             Err((r, m)) => {
                 diags.push(
@@ -270,8 +273,8 @@ fn variable_block(
     if let Some(a) = b.body.attr("default") {
         match eval_default(f, &a.expr, diags) {
             Some(mut v) => {
-                if let Some(t) = &var.declared_type {
-                    match types::convert(&v, t) {
+                if var.declared_type.is_some() {
+                    match convert_for(&var, v.clone()) {
                         Ok(c) => v = c,
                         Err(m) => {
                             diags.push(
@@ -517,7 +520,14 @@ pub(crate) fn assign(decl: &mut Declared, parsed: &Parsed, opts: &LoadOptions, d
     }
 }
 
+/// Convert a value to the variable's type, its `optional()` defaults
+/// applied first (Packer 1.16: `applyTypeDefaults` before conversion, for
+/// defaults, var files, `-var` and `PKR_VAR_`).
 fn convert_for(var: &Variable, v: Value) -> Result<Value, String> {
+    let v = match &var.optionals {
+        Some(o) => o.apply(v),
+        None => v,
+    };
     match &var.ty {
         Some(t) => types::convert(&v, t),
         None => Ok(v),

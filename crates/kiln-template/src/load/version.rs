@@ -10,11 +10,16 @@ use crate::syntax::SFile;
 use crate::value::Value;
 
 /// The Packer version kiln is compatible with, for `required_version`
-/// and `packer.version`. kiln follows the HCL2 semantics of current Packer
-/// (checked against the v1.16 sources); it reports itself as 1.11.2, the
-/// release whose template language it implements without HCP, data
-/// sources or plugin installation.
-pub const PACKER_COMPAT_VERSION: &str = "1.11.2";
+/// and `packer.version`: 1.16.0, the newest release, whose HCL2 template
+/// language kiln follows (checked against the v1.16.0 sources of
+/// `hcl2template/` and its CHANGELOG): every function up to
+/// `rfc3339_parse`/`unix_timestamp_parse`, `optional()` attributes with
+/// defaults in object type constraints, and the provisioner meta-arguments
+/// up to `continue_on_error`. Left out: HCP Packer (`hcp_packer_registry`,
+/// the `hcp-sbom` provisioner), data sources (`data` blocks), plugin
+/// installation (`required_plugins` is accepted, as kiln's builders and
+/// provisioners are built in) and the enforced provisioners HCP injects.
+pub const PACKER_COMPAT_VERSION: &str = "1.16.0";
 
 fn parse_version(s: &str) -> Option<Vec<u64>> {
     let s = s.trim().trim_start_matches('v');
@@ -209,13 +214,16 @@ mod tests {
 
     #[test]
     fn constraints_follow_go_version() {
-        assert_eq!(satisfies("1.11.2", ">= 1.7.0"), Ok(true));
-        assert_eq!(satisfies("1.11.2", ">= 1.7.0, < 1.10"), Ok(false));
-        assert_eq!(satisfies("1.11.2", "~> 1.9"), Ok(true));
-        assert_eq!(satisfies("1.11.2", "~> 1.9.0"), Ok(false));
-        assert_eq!(satisfies("1.11.2", "~> 1.11.0"), Ok(true));
-        assert_eq!(satisfies("1.11.2", "1.11.2"), Ok(true));
-        assert_eq!(satisfies("1.11.2", "!= 1.11.2"), Ok(false));
-        assert!(satisfies("1.11.2", ">= banana").is_err());
+        assert_eq!(satisfies(PACKER_COMPAT_VERSION, ">= 1.7.0"), Ok(true));
+        assert_eq!(
+            satisfies(PACKER_COMPAT_VERSION, ">= 1.7.0, < 1.10"),
+            Ok(false)
+        );
+        assert_eq!(satisfies(PACKER_COMPAT_VERSION, "~> 1.9"), Ok(true));
+        assert_eq!(satisfies(PACKER_COMPAT_VERSION, "~> 1.9.0"), Ok(false));
+        assert_eq!(satisfies(PACKER_COMPAT_VERSION, "~> 1.16.0"), Ok(true));
+        assert_eq!(satisfies(PACKER_COMPAT_VERSION, "1.16.0"), Ok(true));
+        assert_eq!(satisfies(PACKER_COMPAT_VERSION, "!= 1.16.0"), Ok(false));
+        assert!(satisfies(PACKER_COMPAT_VERSION, ">= banana").is_err());
     }
 }

@@ -1,8 +1,11 @@
-//! `kiln fmt`: rewrite HCL files in the canonical format, as `packer fmt`.
+//! `kiln fmt`: rewrite HCL files in the canonical format, as `packer fmt`,
+//! which since Packer 1.13 takes several paths (`hcl2template/formatter.go`
+//! `Format(paths)`): each a directory or a file, in the order given.
 
 use std::path::{Path, PathBuf};
 
 use kiln_template::format::format_hcl;
+use kiln_template::load::input::{TEMPLATE_LIMIT, read_input};
 
 use crate::exit::Exit;
 use crate::render;
@@ -21,9 +24,9 @@ pub struct Args {
     /// Also format files in subdirectories.
     #[arg(long)]
     pub recursive: bool,
-    /// A directory, a file, or `-` for standard input.
-    #[arg(value_name = "PATH")]
-    pub path: PathBuf,
+    /// Directories or files, or `-` alone for standard input.
+    #[arg(value_name = "PATH", required = true, num_args = 1..)]
+    pub paths: Vec<PathBuf>,
 }
 
 fn is_hcl(p: &Path) -> bool {
@@ -57,7 +60,15 @@ fn unified_diff(name: &str, old: &str, new: &str) -> String {
 }
 
 pub fn run(args: &Args) -> Exit {
-    if args.path.as_os_str() == "-" {
+    let stdin = args.paths.iter().any(|p| p.as_os_str() == "-");
+    if stdin && args.paths.len() > 1 {
+        render::error(
+            "`-` (standard input) cannot be formatted together with other paths",
+            Some("format standard input on its own: `kiln fmt -`"),
+        );
+        return Exit::Usage;
+    }
+    if stdin {
         let mut text = String::new();
         if std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).is_err() {
             render::error("cannot read standard input", None);
@@ -82,21 +93,37 @@ pub fn run(args: &Args) -> Exit {
         };
     }
     let mut files = Vec::new();
-    if args.path.is_dir() {
-        if let Err(e) = collect(&args.path, args.recursive, &mut files) {
-            render::error(&format!("cannot read `{}`: {e}", args.path.display()), None);
-            return Exit::Usage;
+    for path in &args.paths {
+        if path.is_dir() {
+            if let Err(e) = collect(path, args.recursive, &mut files) {
+                render::error(&format!("cannot read `{}`: {e}", path.display()), None);
+                return Exit::Usage;
+            }
+        } else {
+            files.push(path.clone());
         }
-    } else {
-        files.push(args.path.clone());
     }
     let mut unformatted = false;
     let mut errors = Vec::new();
     for p in files {
-        let text = match std::fs::read_to_string(&p) {
-            Ok(t) => t,
+        // As templates are read: a FIFO or `/dev/zero` is refused, not
+        // read forever.
+        let text = match read_input(&p, TEMPLATE_LIMIT) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(e) => {
+                    render::error(
+                        &format!("cannot read `{}`: it is not UTF-8 text ({e})", p.display()),
+                        None,
+                    );
+                    return Exit::Usage;
+                }
+            },
             Err(e) => {
-                render::error(&format!("cannot read `{}`: {e}", p.display()), None);
+                render::error(
+                    &format!("cannot read `{}`: {}", p.display(), e.reason()),
+                    None,
+                );
                 return Exit::Usage;
             }
         };

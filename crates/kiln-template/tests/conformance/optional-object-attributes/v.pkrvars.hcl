@@ -1,0 +1,5 @@
+disks = [
+  { name = "a" },
+  { name = "b", opts = { fast = false } },
+  { name = "c", opts = null },
+]
