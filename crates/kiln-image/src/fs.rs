@@ -204,6 +204,32 @@ pub struct WalkEntry {
     pub hardlink_to: Option<Vec<u8>>,
 }
 
+/// [`walk`] with a visitor whose own error type is kept: the walk stops at
+/// the visitor's first error and returns it as it was, and the walk's own
+/// errors are converted with `From`.
+pub fn walk_with<E: From<ImageError>>(
+    fs: &dyn FileSystem,
+    visit: &mut dyn FnMut(&WalkEntry) -> std::result::Result<bool, E>,
+) -> std::result::Result<(), E> {
+    let mut stopped: Option<E> = None;
+    let walked = walk(fs, &mut |we| match visit(we) {
+        Ok(descend) => Ok(descend),
+        Err(e) => {
+            stopped = Some(e);
+            // Only ends the walk; `stopped` is what is returned.
+            Err(ImageError::Corrupt {
+                what: String::new(),
+                offset: 0,
+                reason: "stopped by the visitor".into(),
+            })
+        }
+    });
+    match stopped {
+        Some(e) => Err(e),
+        None => walked.map_err(E::from),
+    }
+}
+
 /// Walk the tree from the root, depth first with names sorted bytewise, calling
 /// `visit` for every object (the root first, as an empty path). Returning
 /// `Ok(false)` from `visit` for a directory skips its contents.

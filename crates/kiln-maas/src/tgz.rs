@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kiln_image::fs::{FileSystem, FileType, Inode, Run, WalkEntry, walk};
+use kiln_image::fs::{FileSystem, FileType, Inode, Run, WalkEntry, walk_with};
 use kiln_image::gzip::ParallelGzWriter;
 use kiln_image::output::Staged;
 use kiln_image::qcow2::backing_chain;
@@ -215,24 +215,9 @@ impl<W: Write> Emitter<'_, W> {
     ) -> Result<Vec<Vec<u8>>, ArtifactError> {
         let mut links: HashMap<u64, Vec<u8>> = HashMap::new();
         let mut seen_dirs = vec![];
-        let mut err: Option<ArtifactError> = None;
-        let res = walk(fs, &mut |we: &WalkEntry| -> Result<bool, ImageError> {
-            match self.entry(fs, prefix, skip_root, we, &mut links, &mut seen_dirs) {
-                Ok(descend) => Ok(descend),
-                Err(e) => {
-                    err = Some(e);
-                    Err(ImageError::Corrupt {
-                        what: String::new(),
-                        offset: 0,
-                        reason: "stopped".into(),
-                    })
-                }
-            }
-        });
-        if let Some(e) = err {
-            return Err(e);
-        }
-        res?;
+        walk_with(fs, &mut |we: &WalkEntry| {
+            self.entry(fs, prefix, skip_root, we, &mut links, &mut seen_dirs)
+        })?;
         Ok(seen_dirs)
     }
 

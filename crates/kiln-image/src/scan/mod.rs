@@ -22,7 +22,7 @@ use globset::{GlobBuilder, GlobMatcher};
 use serde::Serialize;
 
 use crate::error::ImageError;
-use crate::fs::{FileSystem, FileType, Run, WalkEntry, walk};
+use crate::fs::{FileSystem, FileType, Run, WalkEntry, walk_with};
 use crate::scrub::key_blob;
 use crate::tar::{EntryKind, TarError, TarReader};
 
@@ -955,23 +955,7 @@ impl Scanner {
 
     /// Scan a whole filesystem; paths are prefixed with `prefix:` unless empty.
     pub fn scan_fs(&mut self, fs: &dyn FileSystem, prefix: &str) -> Result<(), ScanError> {
-        let mut err = None;
-        let r = walk(fs, &mut |we| match self.fs_entry(fs, prefix, we) {
-            Ok(()) => Ok(true),
-            Err(e) => {
-                err = Some(e);
-                Err(ImageError::Corrupt {
-                    what: String::new(),
-                    offset: 0,
-                    reason: "stopped".into(),
-                })
-            }
-        });
-        if let Some(e) = err {
-            return Err(e);
-        }
-        r?;
-        Ok(())
+        walk_with(fs, &mut |we| self.fs_entry(fs, prefix, we).map(|()| true))
     }
 
     /// Scan a tar stream.
