@@ -1159,7 +1159,7 @@ mod tests {
             &[
                 ("./home/u/.ssh/id_ed25519", KEY),
                 (
-                    "./root/.ssh/authorized_keys",
+                    "./home/admin/.ssh/authorized_keys",
                     b"ssh-rsa AAAAother x\nssh-ed25519 AAAAC3buildkey other-comment\n",
                 ),
                 ("./etc/ssh/ssh_host_ed25519_key", b"k"),
@@ -1171,7 +1171,7 @@ mod tests {
                     b"Acquire::http::Proxy \"http://u:proxy-pass@h\";",
                 ),
                 ("./etc/shadow", shadow.as_bytes()),
-                ("./root/.bash_history", b"ls\n"),
+                ("./home/admin/.bash_history", b"ls\n"),
                 (
                     "./var/lib/cloud/instances/i-1/user-data.txt",
                     b"#cloud-config\n",
@@ -1182,7 +1182,7 @@ mod tests {
         assert_eq!(
             rules(&r),
             vec![
-                ("build-key".into(), "/root/.ssh/authorized_keys".into()),
+                ("build-key".into(), "/home/admin/.ssh/authorized_keys".into()),
                 (
                     "cloud-init-instance".into(),
                     "/var/lib/cloud/instances".into()
@@ -1192,7 +1192,7 @@ mod tests {
                 ("private-key".into(), "/home/u/.ssh/id_ed25519".into()),
                 ("sensitive-value".into(), "/etc/apt/apt.conf.d/proxy".into()),
                 ("sensitive-value".into(), "/srv/big.bin".into()),
-                ("shell-history".into(), "/root/.bash_history".into()),
+                ("shell-history".into(), "/home/admin/.bash_history".into()),
                 (
                     "ssh-host-key".into(),
                     "/etc/ssh/ssh_host_ed25519_key".into()
@@ -1262,10 +1262,10 @@ mod tests {
             ..Default::default()
         };
         let r = scan(
-            &[("./etc/ssl/private/snakeoil.key", KEY), ("./root/k", KEY)],
+            &[("./etc/ssl/private/snakeoil.key", KEY), ("./home/admin/k", KEY)],
             &cfg,
         );
-        assert_eq!(rules(&r), vec![("private-key".into(), "/root/k".into())]);
+        assert_eq!(rules(&r), vec![("private-key".into(), "/home/admin/k".into())]);
         assert_eq!(r.allowed.len(), 1);
     }
 
@@ -1318,7 +1318,7 @@ mod tests {
     #[test]
     fn private_key_is_found_when_indented_in_yaml() {
         let yaml = format!(
-            "#cloud-config\nwrite_files:\n  - path: /root/.ssh/id_rsa\n    content: |\n      -----BEGIN RSA PRIVATE KEY-----\n      {B64}\n      -----END RSA PRIVATE KEY-----\n"
+            "#cloud-config\nwrite_files:\n  - path: /home/admin/.ssh/id_rsa\n    content: |\n      -----BEGIN RSA PRIVATE KEY-----\n      {B64}\n      -----END RSA PRIVATE KEY-----\n"
         );
         let r = scan(
             &[("./etc/cloud/cloud.cfg.d/99-user.cfg", yaml.as_bytes())],
@@ -1369,14 +1369,14 @@ mod tests {
     fn private_key_is_found_inside_gzip_and_xz_files() {
         let (g, x) = (gz(KEY), xz(KEY));
         let r = scan(
-            &[("./root/backup/id.gz", &g), ("./root/backup/id.xz", &x)],
+            &[("./home/admin/backup/id.gz", &g), ("./home/admin/backup/id.xz", &x)],
             &ScanConfig::default(),
         );
         assert_eq!(
             rules(&r),
             vec![
-                ("private-key".into(), "/root/backup/id.gz".into()),
-                ("private-key".into(), "/root/backup/id.xz".into())
+                ("private-key".into(), "/home/admin/backup/id.gz".into()),
+                ("private-key".into(), "/home/admin/backup/id.xz".into())
             ]
         );
         assert!(
@@ -1432,7 +1432,7 @@ mod tests {
         let gh = format!("token: ghp_{}\n", "a1B2".repeat(9));
         let pat = format!("GITHUB_TOKEN=github_pat_{}\n", "A1b_".repeat(20) + "zz");
         let files: Vec<(String, String)> = vec![
-            ("./root/.aws/credentials".into(), text),
+            ("./home/admin/.aws/credentials".into(), text),
             ("./srv/gh".into(), gh),
             ("./srv/pat".into(), pat),
             ("./srv/gl".into(), "glpat-Ab3dEf5hIj7lMn9pQr1t\n".into()),
@@ -1453,9 +1453,9 @@ mod tests {
             .collect();
         let r = scan(&files, &ScanConfig::default());
         let want: Vec<(String, String)> = [
-            ("aws-access-key-id", "/root/.aws/credentials"),
-            ("aws-secret-access-key", "/root/.aws/credentials"),
-            ("azure-storage-key", "/root/.aws/credentials"),
+            ("aws-access-key-id", "/home/admin/.aws/credentials"),
+            ("aws-secret-access-key", "/home/admin/.aws/credentials"),
+            ("azure-storage-key", "/home/admin/.aws/credentials"),
             ("github-token", "/srv/gh"),
             ("github-token", "/srv/pat"),
             ("gitlab-token", "/srv/gl"),
