@@ -1182,7 +1182,10 @@ mod tests {
         assert_eq!(
             rules(&r),
             vec![
-                ("build-key".into(), "/home/admin/.ssh/authorized_keys".into()),
+                (
+                    "build-key".into(),
+                    "/home/admin/.ssh/authorized_keys".into()
+                ),
                 (
                     "cloud-init-instance".into(),
                     "/var/lib/cloud/instances".into()
@@ -1262,10 +1265,16 @@ mod tests {
             ..Default::default()
         };
         let r = scan(
-            &[("./etc/ssl/private/snakeoil.key", KEY), ("./home/admin/k", KEY)],
+            &[
+                ("./etc/ssl/private/snakeoil.key", KEY),
+                ("./home/admin/k", KEY),
+            ],
             &cfg,
         );
-        assert_eq!(rules(&r), vec![("private-key".into(), "/home/admin/k".into())]);
+        assert_eq!(
+            rules(&r),
+            vec![("private-key".into(), "/home/admin/k".into())]
+        );
         assert_eq!(r.allowed.len(), 1);
     }
 
@@ -1369,7 +1378,10 @@ mod tests {
     fn private_key_is_found_inside_gzip_and_xz_files() {
         let (g, x) = (gz(KEY), xz(KEY));
         let r = scan(
-            &[("./home/admin/backup/id.gz", &g), ("./home/admin/backup/id.xz", &x)],
+            &[
+                ("./home/admin/backup/id.gz", &g),
+                ("./home/admin/backup/id.xz", &x),
+            ],
             &ScanConfig::default(),
         );
         assert_eq!(
