@@ -857,72 +857,77 @@ fn method_names(set: &MethodSet) -> Vec<String> {
 
 /// Tries every credential the server accepts. `Err` is a protocol or
 /// connection failure (a handshake failure), not a refusal.
+///
+/// There is no `none` probe first: every round trip costs a TCG guest's
+/// sshd real time, and the first refusal names the methods the server
+/// offers anyway. Until a refusal says otherwise, every method is assumed
+/// offered.
 async fn authenticate(
     handle: &mut client::Handle<ClientHandler>,
     user: &str,
     auth: &Auth,
 ) -> Result<AuthOutcome, String> {
-    let none = handle
-        .authenticate_none(user)
-        .await
-        .map_err(|e| format!("authentication request failed: {e}"))?;
-    let offered_set = match none {
-        client::AuthResult::Success => return Ok(AuthOutcome::Success),
-        client::AuthResult::Failure {
-            remaining_methods, ..
-        } => remaining_methods,
-    };
-    if offered_set.is_empty() && handle.is_closed() {
-        return Err("connection closed during authentication".to_owned());
-    }
-    let offered = method_names(&offered_set);
-    let offers = |m: MethodKind| offered_set.contains(&m);
+    let mut offered_set: Option<MethodSet> = None;
+    let offers =
+        |set: &Option<MethodSet>, m: MethodKind| set.as_ref().is_none_or(|s| s.contains(&m));
     let mut tried: Vec<String> = Vec::new();
     let note = |tried: &mut Vec<String>, m: &str| {
         if !tried.iter().any(|t| t == m) {
             tried.push(m.to_owned());
         }
     };
+    let closed = || Err("connection closed during authentication".to_owned());
 
-    if offers(MethodKind::PublicKey) {
-        for key in &auth.keys {
-            note(&mut tried, "publickey");
-            let hash = if key.private_key().algorithm().is_rsa() {
-                handle
-                    .best_supported_rsa_hash()
-                    .await
-                    .map_err(|e| format!("rsa hash negotiation failed: {e}"))?
-                    .flatten()
-            } else {
-                None
-            };
-            let res = handle
-                .authenticate_publickey(
-                    user,
-                    PrivateKeyWithHashAlg::new(key.private_key().clone(), hash),
-                )
+    for key in &auth.keys {
+        if !offers(&offered_set, MethodKind::PublicKey) {
+            break;
+        }
+        note(&mut tried, "publickey");
+        let hash = if key.private_key().algorithm().is_rsa() {
+            handle
+                .best_supported_rsa_hash()
                 .await
-                .map_err(|e| format!("publickey authentication failed: {e}"))?;
-            if res.success() {
-                return Ok(AuthOutcome::Success);
-            }
-            if handle.is_closed() {
-                return Err("connection closed during authentication".to_owned());
-            }
+                .map_err(|e| format!("rsa hash negotiation failed: {e}"))?
+                .flatten()
+        } else {
+            None
+        };
+        let res = handle
+            .authenticate_publickey(
+                user,
+                PrivateKeyWithHashAlg::new(key.private_key().clone(), hash),
+            )
+            .await
+            .map_err(|e| format!("publickey authentication failed: {e}"))?;
+        match res {
+            client::AuthResult::Success => return Ok(AuthOutcome::Success),
+            client::AuthResult::Failure {
+                remaining_methods, ..
+            } => offered_set = Some(remaining_methods),
+        }
+        if handle.is_closed() {
+            return closed();
         }
     }
     if let Some(password) = &auth.password {
-        if offers(MethodKind::Password) {
+        if offers(&offered_set, MethodKind::Password) {
             note(&mut tried, "password");
             let res = handle
                 .authenticate_password(user, password.as_str())
                 .await
                 .map_err(|e| format!("password authentication failed: {e}"))?;
-            if res.success() {
-                return Ok(AuthOutcome::Success);
+            match res {
+                client::AuthResult::Success => return Ok(AuthOutcome::Success),
+                client::AuthResult::Failure {
+                    remaining_methods, ..
+                } => offered_set = Some(remaining_methods),
             }
         }
-        if offers(MethodKind::KeyboardInteractive) && !handle.is_closed() {
+        if offered_set
+            .as_ref()
+            .is_some_and(|s| s.contains(&MethodKind::KeyboardInteractive))
+            && !handle.is_closed()
+        {
             note(&mut tried, "keyboard-interactive");
             if keyboard_interactive(handle, user, password).await? {
                 return Ok(AuthOutcome::Success);
@@ -930,8 +935,9 @@ async fn authenticate(
         }
     }
     if handle.is_closed() {
-        return Err("connection closed during authentication".to_owned());
+        return closed();
     }
+    let offered = offered_set.as_ref().map(method_names).unwrap_or_default();
     Ok(AuthOutcome::Refused { offered, tried })
 }
 
