@@ -224,7 +224,11 @@ fn decode_build(
 
 /// Packer's `null` source.
 pub fn decode_null(body: &Body, name: &str) -> Result<NullConfig, Vec<DecodeError>> {
-    let mut d = Decoder::new(body, format!("source \"null\" \"{name}\""));
+    let mut d = Decoder::with_schema(
+        body,
+        format!("source \"null\" \"{name}\""),
+        &crate::schema::NULL,
+    );
     let communicator = d.or("communicator", "ssh".to_string());
     let host: Option<String> = d.opt("ssh_host");
     let port = d.or("ssh_port", 22u16);

@@ -12,12 +12,11 @@ use std::time::Duration;
 
 use kiln_secret::Sensitive;
 use kiln_template::body::Body;
-use kiln_template::decode::{DecodeError, Decoder, parse_go_duration};
+use kiln_template::decode::{DecodeError, Decoder, is_zero_value, parse_go_duration};
 use kiln_template::span::Span;
-use kiln_template::value::Value;
 
 use crate::bootcmd;
-use crate::schema::{FIELDS, Support};
+use crate::schema::{FIELDS, SCHEMA};
 
 /// A size as `qemu-img` takes it, with its value in bytes.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -519,19 +518,6 @@ const DISK_DISCARDS: &[&str] = &["unmap", "ignore"];
 const DETECT_ZEROES: &[&str] = &["unmap", "on", "off"];
 const CDROM_INTERFACES: &[&str] = &["ide", "scsi", "virtio", "virtio-scsi"];
 
-/// Whether a value is what Go would decode as the zero value (Packer
-/// cannot tell such a setting from an absent one).
-fn is_zero_value(value: &Value) -> bool {
-    match value {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::Number(n) => n.0 == 0.0,
-        Value::String(s) => s.is_empty(),
-        Value::List(v) | Value::Set(v) | Value::Tuple(v) => v.is_empty(),
-        Value::Map(m) | Value::Object(m) => m.is_empty(),
-    }
-}
-
 /// A duration that may be negative (Packer uses `-1s` to mean "none").
 /// Returns `Ok(None)` for a negative value.
 fn signed_duration(d: &mut Decoder<'_>, name: &'static str) -> Option<Option<Duration>> {
@@ -662,7 +648,7 @@ impl QemuConfig {
     /// unknown attributes get a "did you mean".
     pub fn decode(body: &Body, name: &str) -> Result<Decoded, Vec<DecodeError>> {
         let what = format!("source \"qemu\" \"{name}\"");
-        let mut d = Decoder::new(body, what);
+        let mut d = Decoder::with_schema(body, what, &SCHEMA);
         let mut warnings = Vec::new();
         let config = decode_fields(&mut d, body, name, &mut warnings);
         d.finish()?;
@@ -758,30 +744,14 @@ fn decode_fields(
         }
     }
 
-    // Fields kiln does not act on: mark them known, then warn or refuse.
-    for field in FIELDS.iter().filter(|f| f.support != Support::Supported) {
-        let value: Option<Value> = d.opt(field.name);
-        let Some(value) = value else { continue };
-        if is_zero_value(&value) {
-            continue;
-        }
-        match field.support {
-            Support::Ignored => warnings.push(ConfigWarning {
-                span: d.span_of(field.name),
-                message: format!("`{}` has no effect in kiln: {}", field.name, field.doc),
-                help: None,
-                text: None,
-            }),
-            Support::Unsupported => d.error(
-                field.name,
-                format!(
-                    "not supported by kiln ({})",
-                    field.doc.trim_end_matches('.')
-                ),
-                None,
-            ),
-            Support::Supported => {}
-        }
+    // Fields kiln does not act on: refused, or ignored with a warning.
+    for w in d.check_support() {
+        warnings.push(ConfigWarning {
+            span: w.span,
+            message: w.message,
+            help: None,
+            text: None,
+        });
     }
 
     // ISO / source
@@ -861,13 +831,13 @@ fn decode_fields(
             DiskFormat::Qcow2
         }
     };
-    let disk_interface = non_empty(d.opt("disk_interface"), "virtio");
+    let disk_interface = d.non_empty_or_default("disk_interface");
     one_of(d, "disk_interface", &disk_interface, DISK_INTERFACES);
-    let disk_cache = non_empty(d.opt("disk_cache"), "writeback");
+    let disk_cache = d.non_empty_or_default("disk_cache");
     one_of(d, "disk_cache", &disk_cache, DISK_CACHES);
-    let disk_discard = non_empty(d.opt("disk_discard"), "ignore");
+    let disk_discard = d.non_empty_or_default("disk_discard");
     one_of(d, "disk_discard", &disk_discard, DISK_DISCARDS);
-    let disk_detect_zeroes = non_empty(d.opt("disk_detect_zeroes"), "off");
+    let disk_detect_zeroes = d.non_empty_or_default("disk_detect_zeroes");
     one_of(d, "disk_detect_zeroes", &disk_detect_zeroes, DETECT_ZEROES);
     let mut skip_compaction = d.or("skip_compaction", false);
     let mut disk_compression = d.or("disk_compression", false);
@@ -927,7 +897,7 @@ fn decode_fields(
             }
         },
     };
-    let machine_type = non_empty(d.opt("machine_type"), "pc");
+    let machine_type = d.non_empty_or_default("machine_type");
     let cpu_model: Option<String> = d.opt::<String>("cpu_model").filter(|s| !s.is_empty());
     // Below 10 MiB (negative too) means the default, as in Packer.
     let memory_raw = bounded(
@@ -947,7 +917,7 @@ fn decode_fields(
         cores: count(d, "cores"),
         threads: count(d, "threads"),
     };
-    let net_device = non_empty(d.opt("net_device"), "virtio-net");
+    let net_device = d.non_empty_or_default("net_device");
     let cdrom_interface: Option<String> =
         d.opt::<String>("cdrom_interface").filter(|s| !s.is_empty());
     if let Some(ci) = &cdrom_interface {
@@ -972,7 +942,7 @@ fn decode_fields(
     let headless = d.or("headless", false);
     let display: Option<String> = d.opt::<String>("display").filter(|s| !s.is_empty());
     let use_default_display = d.or("use_default_display", false);
-    let qemu_binary = non_empty(d.opt("qemu_binary"), "qemu-system-x86_64");
+    let qemu_binary = d.non_empty_or_default("qemu_binary");
     let qemuargs: Vec<Vec<String>> = d.or("qemuargs", Vec::new());
     for (i, arg) in qemuargs.iter().enumerate() {
         if arg.is_empty() {
@@ -996,7 +966,7 @@ fn decode_fields(
     ]
     .iter()
     .any(|n| body.attrs.get(*n).is_some_and(|a| !is_zero_value(&a.value)));
-    let vnc_bind = non_empty(d.opt("vnc_bind_address"), "127.0.0.1");
+    let vnc_bind = d.non_empty_or_default("vnc_bind_address");
     let vnc_min = port(d, "vnc_port_min").filter(|p| *p != 0).unwrap_or(5900);
     let vnc_max = port(d, "vnc_port_max").filter(|p| *p != 0).unwrap_or(6000);
     if vnc_min < 5900 {
@@ -1064,8 +1034,8 @@ fn decode_fields(
             None,
         );
     }
-    let http_bind = non_empty(d.opt("http_bind_address"), "127.0.0.1");
-    let http_protocol = non_empty(d.opt("http_network_protocol"), "tcp");
+    let http_bind = d.non_empty_or_default("http_bind_address");
+    let http_protocol = d.non_empty_or_default("http_network_protocol");
     one_of(
         d,
         "http_network_protocol",
@@ -1164,7 +1134,7 @@ fn decode_fields(
     };
 
     // communicator
-    let comm_type = non_empty(d.opt("communicator"), "ssh");
+    let comm_type = d.non_empty_or_default("communicator");
     let pause_before_connecting = duration(d, "pause_before_connecting").unwrap_or_default();
     let ssh_host: Option<String> = d.opt::<String>("ssh_host").filter(|s| !s.is_empty());
     let ssh_port = port(d, "ssh_port").filter(|p| *p != 0).unwrap_or(22);
@@ -1189,7 +1159,7 @@ fn decode_fields(
         .filter(|n| *n > 0)
         .unwrap_or(10);
     let clear_authorized_keys = d.or("ssh_clear_authorized_keys", false);
-    let key_type = non_empty(d.opt("temporary_key_pair_type"), "ed25519");
+    let key_type = d.non_empty_or_default("temporary_key_pair_type");
     one_of(
         d,
         "temporary_key_pair_type",
@@ -1212,7 +1182,7 @@ fn decode_fields(
         Some(Some(v)) => Some(v),
     };
     let read_write_timeout = duration(d, "ssh_read_write_timeout").filter(|v| !v.is_zero());
-    let file_transfer_method = non_empty(d.opt("ssh_file_transfer_method"), "scp");
+    let file_transfer_method = d.non_empty_or_default("ssh_file_transfer_method");
     one_of(
         d,
         "ssh_file_transfer_method",
@@ -1404,7 +1374,7 @@ fn decode_fields(
 /// The names the decoder asks for (the schema as the code sees it).
 pub fn decoded_names() -> Vec<&'static str> {
     let body = Body::empty(Span::synthetic("schema"));
-    let mut d = Decoder::new(&body, "schema");
+    let mut d = Decoder::with_schema(&body, "schema", &SCHEMA);
     let mut warnings = Vec::new();
     let _ = decode_fields(&mut d, &body, "schema", &mut warnings);
     let mut names = d.known_names().to_vec();

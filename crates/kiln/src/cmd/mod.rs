@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod cache;
+pub mod docs;
 pub mod doctor;
 pub mod fmt;
 pub mod init;
