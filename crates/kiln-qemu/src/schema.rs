@@ -751,16 +751,6 @@ pub static FIELDS: &[Field] = &[
     .computed("packer-<name>"),
 ];
 
-/// The schema entry of a name, if Packer knows it.
-pub fn field(name: &str) -> Option<&'static Field> {
-    SCHEMA.field(name)
-}
-
-/// Names of the sensitive attributes (their values are redacted).
-pub fn sensitive_fields() -> impl Iterator<Item = &'static str> {
-    SCHEMA.sensitive_fields()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -773,7 +763,7 @@ mod tests {
             assert!(!field.doc.is_empty(), "{} has no doc", field.name);
             if let Some(of) = field.alias_of {
                 assert!(
-                    super::field(of).is_some(),
+                    SCHEMA.field(of).is_some(),
                     "{} aliases unknown {of}",
                     field.name
                 );

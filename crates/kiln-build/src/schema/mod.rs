@@ -5,7 +5,10 @@
 
 pub mod reference;
 
+use kiln_template::body::Body;
+use kiln_template::load::Loaded;
 use kiln_template::schema::{Field, PluginKind, Schema};
+use kiln_template::value::Value;
 
 use crate::postprocess::{checksum, compress, maas, manifest};
 use crate::provision::{breakpoint, file, shell, shell_local};
@@ -88,6 +91,40 @@ pub fn all() -> impl Iterator<Item = &'static Schema> {
 /// The schema of a plugin type, if kiln runs it.
 pub fn find(kind: PluginKind, name: &str) -> Option<&'static Schema> {
     all().find(|s| s.kind == kind && s.name == name)
+}
+
+/// The values written in the fields the schemas mark sensitive
+/// (`ssh_password`, `vnc_password`, `api_key`, …) in every selected block,
+/// for the redactor and the leak scan. Values of sensitive variables are
+/// [`Loaded::sensitive_values`]; these are the literals.
+pub fn sensitive_values(loaded: &Loaded) -> Vec<String> {
+    let mut values = Vec::new();
+    let mut collect = |kind: PluginKind, name: &str, body: &Body| {
+        let Some(schema) = find(kind, name) else {
+            return;
+        };
+        for name in schema.sensitive_fields() {
+            if let Some(Value::String(v)) = body.attrs.get(name).map(|a| &a.value)
+                && !v.is_empty()
+            {
+                values.push(v.clone());
+            }
+        }
+    };
+    for build in &loaded.builds {
+        collect(PluginKind::Source, &build.source.kind, &build.source.body);
+        for p in build
+            .provisioners
+            .iter()
+            .chain(&build.error_cleanup_provisioner)
+        {
+            collect(PluginKind::Provisioner, &p.kind, &p.body);
+        }
+        for p in build.post_processors.iter().flatten() {
+            collect(PluginKind::PostProcessor, &p.kind, &p.body);
+        }
+    }
+    values
 }
 
 #[cfg(test)]

@@ -316,3 +316,36 @@ fn the_committed_reference_docs_are_up_to_date() {
         stale.join("\n")
     );
 }
+
+#[test]
+fn sensitive_values_are_read_from_the_fields_the_schemas_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.pkr.hcl"),
+        r#"
+source "qemu" "x" {
+  iso_url      = "x.iso"
+  iso_checksum = "none"
+  ssh_username = "u"
+  ssh_password = "ssh-secret"
+  vnc_password = "vncpw"
+}
+build {
+  sources = ["source.qemu.x"]
+  post-processor "maas-upload" {
+    url     = "http://maas:5240/MAAS"
+    name    = "custom/x"
+    api_key = "a:b:c"
+    title   = "not a secret"
+  }
+}
+"#,
+    )
+    .unwrap();
+    let loaded = kiln_template::load::load(&kiln_template::load::LoadOptions::new(dir.path()))
+        .map_err(|f| format!("{:?}", f.errors))
+        .unwrap();
+    let mut values = sensitive_values(&loaded);
+    values.sort();
+    assert_eq!(values, ["a:b:c", "ssh-secret", "vncpw"]);
+}
