@@ -529,11 +529,13 @@ pub fn plan_json(
             "type": p.config.type_name(),
             "name": p.name,
             "guest_only": p.config.is_guest_only(),
+            "config": serde_json::to_value(&p.config).unwrap_or(serde_json::Value::Null),
         })).collect::<Vec<_>>(),
         "post_processors": spec.post_processors.iter().map(|chain| chain.iter().map(|p| serde_json::json!({
             "type": p.config.type_name(),
             "name": p.name,
             "keep_input_artifact": p.keep_input_artifact,
+            "config": serde_json::to_value(&p.config).unwrap_or(serde_json::Value::Null),
         })).collect::<Vec<_>>()).collect::<Vec<_>>(),
     });
     let fail = |message: String| PlanError {

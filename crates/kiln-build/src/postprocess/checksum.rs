@@ -43,7 +43,7 @@ pub static FIELDS: &[Field] = &[
 
 pub const TYPES: &[&str] = &["md5", "sha1", "sha224", "sha256", "sha384", "sha512"];
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ChecksumConfig {
     pub checksum_types: Vec<String>,
     pub output: String,

@@ -52,7 +52,8 @@ pub static FIELDS: &[Field] = &[
     ),
 ];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Algorithm {
     None,
     Gzip,
@@ -60,7 +61,7 @@ pub enum Algorithm {
     Zstd,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct CompressConfig {
     pub output: String,
     pub tar: bool,

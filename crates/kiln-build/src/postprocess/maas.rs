@@ -159,7 +159,7 @@ pub static UPLOAD_FIELDS: &[Field] = &[
 ];
 
 /// `scan { enabled = true, allow = ["rule:glob", …] }`.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct ScanGate {
     pub enabled: bool,
     /// (rule, path glob); an empty glob allows the rule anywhere.
@@ -198,7 +198,7 @@ fn decode_scan(d: &mut Decoder<'_>) -> ScanGate {
     gate
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct TgzConfig {
     pub output: String,
     pub root: RootSelector,
@@ -300,7 +300,7 @@ fn dedup<'a>(names: &[&'a str]) -> Vec<&'a str> {
     out
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct DdConfig {
     pub output: Option<String>,
     pub format: DdFormat,
@@ -332,7 +332,7 @@ pub fn decode_dd(body: &Body, what: &str) -> Result<DdConfig, Vec<DecodeError>> 
     })
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct UploadConfig {
     pub url: String,
     /// `None`: read `MAAS_API_KEY` at run time.

@@ -40,7 +40,7 @@ pub static FIELDS: &[Field] = &[
     ),
 ];
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ManifestConfig {
     pub output: String,
     pub strip_path: bool,

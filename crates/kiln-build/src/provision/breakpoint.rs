@@ -20,7 +20,7 @@ pub static FIELDS: &[Field] = &[
     Field::new("disable", "bool", "Skip this breakpoint.").default("false"),
 ];
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct BreakpointConfig {
     pub note: String,
     pub disable: bool,

@@ -45,13 +45,14 @@ pub static FIELDS: &[Field] = &[
     .default("false"),
 ];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Direction {
     Upload,
     Download,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct FileConfig {
     pub sources: Vec<String>,
     pub content: Option<String>,

@@ -94,13 +94,14 @@ pub static FIELDS: &[Field] = &[
     Field::new("pause_after", "duration", "Wait this long after the provisioner."),
 ];
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Source {
     Inline(Vec<String>),
     Scripts(Vec<PathBuf>),
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ShellConfig {
     pub source: Source,
     pub environment_vars: Vec<String>,

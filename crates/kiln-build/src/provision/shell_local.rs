@@ -98,7 +98,7 @@ pub static POST_PROCESSOR_FIELDS: &[Field] = &[Field::new(
     "Keep the input artifact (it is always kept).",
 )];
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ShellLocalConfig {
     pub inline: Vec<String>,
     pub scripts: Vec<PathBuf>,

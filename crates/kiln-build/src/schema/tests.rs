@@ -349,3 +349,40 @@ build {
     values.sort();
     assert_eq!(values, ["a:b:c", "ssh-secret", "vncpw"]);
 }
+
+#[test]
+fn plan_json_shows_the_decoded_fields_of_provisioners_and_post_processors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.pkr.hcl"),
+        r#"
+source "qemu" "x" {
+  iso_url      = "x.iso"
+  iso_checksum = "none"
+  ssh_username = "u"
+}
+build {
+  sources = ["source.qemu.x"]
+  provisioner "shell" {
+    inline = ["true"]
+  }
+  post-processor "checksum" {
+    checksum_types = ["sha256"]
+  }
+}
+"#,
+    )
+    .unwrap();
+    let loaded = kiln_template::load::load(&kiln_template::load::LoadOptions::new(dir.path()))
+        .map_err(|f| format!("{:?}", f.errors))
+        .unwrap();
+    let planned = crate::plan::decode_builds(&loaded, dir.path())
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+    let plan = crate::plan::plan_json(&planned.specs[0], dir.path(), dir.path()).unwrap();
+    let shell = &plan["provisioners"][0]["config"];
+    assert_eq!(shell["source"]["inline"], serde_json::json!(["true"]));
+    assert_eq!(shell["remote_folder"], "/tmp");
+    let checksum = &plan["post_processors"][0][0]["config"];
+    assert_eq!(checksum["checksum_types"], serde_json::json!(["sha256"]));
+}
