@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use kiln_template::load::{POST_PROCESSOR_COMMON, PROVISIONER_COMMON};
 use kiln_template::schema::{Field, FieldDefault, PluginKind, Schema, Support};
 
 /// The command that regenerates the committed docs.
@@ -82,8 +83,19 @@ fn index() -> String {
             );
         }
     }
-    s.push_str("\n## Fields every block has\n\n");
-    s.push_str("Provisioners also take `name`, `pause_before`, `max_retries`, `timeout`, `continue_on_error`, `only`, `except` and `override`; post-processors take `name`, `only`, `except` and `keep_input_artifact`, as in Packer.\n");
+    let list = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = write!(
+        s,
+        "\n## Fields every block has\n\nAs in Packer, every provisioner also takes {}; every post-processor takes {}.\n",
+        list(PROVISIONER_COMMON),
+        list(POST_PROCESSOR_COMMON)
+    );
     s
 }
 

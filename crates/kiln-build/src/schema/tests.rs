@@ -386,3 +386,32 @@ build {
     let checksum = &plan["post_processors"][0][0]["config"];
     assert_eq!(checksum["checksum_types"], serde_json::json!(["sha256"]));
 }
+
+#[test]
+fn no_plugin_field_is_shadowed_by_a_field_every_block_has() {
+    use kiln_template::load::{POST_PROCESSOR_COMMON, PROVISIONER_COMMON};
+    // The loader takes the common fields before a plugin's decoder sees the
+    // body. `keep_input_artifact` is listed per post-processor because its
+    // meaning differs between them. Known bug: the loader takes `name` as
+    // the block's name, so `maas-upload` never receives its required
+    // `name`; renaming the field changes templates, so it is left for a
+    // decision.
+    let allowed = |schema: &Schema, name: &str| {
+        name == "keep_input_artifact" || (schema.name == "maas-upload" && name == "name")
+    };
+    for (list, common) in [
+        (PROVISIONERS, PROVISIONER_COMMON),
+        (POST_PROCESSORS, POST_PROCESSOR_COMMON),
+    ] {
+        for schema in list {
+            for field in schema.fields().filter(|f| common.contains(&f.name)) {
+                assert!(
+                    allowed(schema, field.name),
+                    "{} `{}` is shadowed by the common field",
+                    schema.block_header(),
+                    field.name
+                );
+            }
+        }
+    }
+}
