@@ -964,15 +964,15 @@ fn decode_fields(
         d.opt::<String>("qmp_socket_path").filter(|s| !s.is_empty());
 
     // VNC
-    let vnc_set = [
-        "vnc_bind_address",
-        "vnc_port_min",
-        "vnc_port_max",
-        "vnc_use_password",
-        "vnc_password",
-    ]
-    .iter()
-    .any(|n| body.attrs.get(*n).is_some_and(|a| !is_zero_value(&a.value)));
+    // Any `vnc_*` field set (not to its zero value) starts VNC.
+    let vnc_set = SCHEMA
+        .fields()
+        .filter(|f| f.name.starts_with("vnc_"))
+        .any(|f| {
+            body.attrs
+                .get(f.name)
+                .is_some_and(|a| !is_zero_value(&a.value))
+        });
     let vnc_bind = d.non_empty_or_default("vnc_bind_address");
     let vnc_min = port_or_default(d, "vnc_port_min");
     let vnc_max = port_or_default(d, "vnc_port_max");

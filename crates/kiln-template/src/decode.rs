@@ -399,6 +399,12 @@ impl<'a> Decoder<'a> {
 
     /// A field that must be set.
     pub fn required<T: FromValue>(&mut self, name: &'static str) -> Option<T> {
+        debug_assert!(
+            self.schema
+                .is_none_or(|s| s.field(name).is_some_and(|f| f.required)),
+            "{}: `{name}` is required but its schema does not say so",
+            self.what
+        );
         let present = self.has(name);
         let value = self.opt(name);
         if !present {
