@@ -13,4 +13,5 @@ pub mod postprocess;
 pub mod preflight;
 pub mod provision;
 pub mod run;
+pub mod schema;
 pub mod spec;

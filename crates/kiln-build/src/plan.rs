@@ -224,7 +224,11 @@ fn decode_build(
 
 /// Packer's `null` source.
 pub fn decode_null(body: &Body, name: &str) -> Result<NullConfig, Vec<DecodeError>> {
-    let mut d = Decoder::new(body, format!("source \"null\" \"{name}\""));
+    let mut d = Decoder::with_schema(
+        body,
+        format!("source \"null\" \"{name}\""),
+        &crate::schema::NULL,
+    );
     let communicator = d.or("communicator", "ssh".to_string());
     let host: Option<String> = d.opt("ssh_host");
     let port = d.or("ssh_port", 22u16);
@@ -525,11 +529,13 @@ pub fn plan_json(
             "type": p.config.type_name(),
             "name": p.name,
             "guest_only": p.config.is_guest_only(),
+            "config": serde_json::to_value(&p.config).unwrap_or(serde_json::Value::Null),
         })).collect::<Vec<_>>(),
         "post_processors": spec.post_processors.iter().map(|chain| chain.iter().map(|p| serde_json::json!({
             "type": p.config.type_name(),
             "name": p.name,
             "keep_input_artifact": p.keep_input_artifact,
+            "config": serde_json::to_value(&p.config).unwrap_or(serde_json::Value::Null),
         })).collect::<Vec<_>>()).collect::<Vec<_>>(),
     });
     let fail = |message: String| PlanError {

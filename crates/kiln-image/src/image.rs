@@ -60,7 +60,8 @@ impl FsKind {
 }
 
 /// Which partition holds the root filesystem.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RootSelector {
     /// The ext4 partition with `/etc/os-release` (the largest if several).
     #[default]

@@ -22,7 +22,8 @@ use kiln_image::{Disk, ImageError, RootSelector};
 use crate::error::ArtifactError;
 
 /// Which boot partition to append under [`TgzOptions::boot_dir`].
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BootPartition {
     /// None (the default: MAAS/curtin install the bootloader themselves).
     #[default]

@@ -12,12 +12,11 @@ use std::time::Duration;
 
 use kiln_secret::Sensitive;
 use kiln_template::body::Body;
-use kiln_template::decode::{DecodeError, Decoder, parse_go_duration};
+use kiln_template::decode::{DecodeError, Decoder, GoDuration, is_zero_value, parse_go_duration};
 use kiln_template::span::Span;
-use kiln_template::value::Value;
 
 use crate::bootcmd;
-use crate::schema::{FIELDS, Support};
+use crate::schema::{FIELDS, SCHEMA};
 
 /// A size as `qemu-img` takes it, with its value in bytes.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -519,19 +518,6 @@ const DISK_DISCARDS: &[&str] = &["unmap", "ignore"];
 const DETECT_ZEROES: &[&str] = &["unmap", "on", "off"];
 const CDROM_INTERFACES: &[&str] = &["ide", "scsi", "virtio", "virtio-scsi"];
 
-/// Whether a value is what Go would decode as the zero value (Packer
-/// cannot tell such a setting from an absent one).
-fn is_zero_value(value: &Value) -> bool {
-    match value {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::Number(n) => n.0 == 0.0,
-        Value::String(s) => s.is_empty(),
-        Value::List(v) | Value::Set(v) | Value::Tuple(v) => v.is_empty(),
-        Value::Map(m) | Value::Object(m) => m.is_empty(),
-    }
-}
-
 /// A duration that may be negative (Packer uses `-1s` to mean "none").
 /// Returns `Ok(None)` for a negative value.
 fn signed_duration(d: &mut Decoder<'_>, name: &'static str) -> Option<Option<Duration>> {
@@ -577,6 +563,13 @@ fn one_of(d: &mut Decoder<'_>, name: &'static str, value: &str, allowed: &[&str]
             help,
         );
     }
+}
+
+/// A port where 0 (or unset) means the schema's default.
+fn port_or_default(d: &mut Decoder<'_>, name: &'static str) -> u16 {
+    port(d, name)
+        .filter(|p| *p != 0)
+        .unwrap_or_else(|| d.default_of(name))
 }
 
 fn port(d: &mut Decoder<'_>, name: &'static str) -> Option<u16> {
@@ -662,7 +655,7 @@ impl QemuConfig {
     /// unknown attributes get a "did you mean".
     pub fn decode(body: &Body, name: &str) -> Result<Decoded, Vec<DecodeError>> {
         let what = format!("source \"qemu\" \"{name}\"");
-        let mut d = Decoder::new(body, what);
+        let mut d = Decoder::with_schema(body, what, &SCHEMA);
         let mut warnings = Vec::new();
         let config = decode_fields(&mut d, body, name, &mut warnings);
         d.finish()?;
@@ -758,30 +751,14 @@ fn decode_fields(
         }
     }
 
-    // Fields kiln does not act on: mark them known, then warn or refuse.
-    for field in FIELDS.iter().filter(|f| f.support != Support::Supported) {
-        let value: Option<Value> = d.opt(field.name);
-        let Some(value) = value else { continue };
-        if is_zero_value(&value) {
-            continue;
-        }
-        match field.support {
-            Support::Ignored => warnings.push(ConfigWarning {
-                span: d.span_of(field.name),
-                message: format!("`{}` has no effect in kiln: {}", field.name, field.doc),
-                help: None,
-                text: None,
-            }),
-            Support::Unsupported => d.error(
-                field.name,
-                format!(
-                    "not supported by kiln ({})",
-                    field.doc.trim_end_matches('.')
-                ),
-                None,
-            ),
-            Support::Supported => {}
-        }
+    // Fields kiln does not act on: refused, or ignored with a warning.
+    for w in d.check_support() {
+        warnings.push(ConfigWarning {
+            span: w.span,
+            message: w.message,
+            help: None,
+            text: None,
+        });
     }
 
     // ISO / source
@@ -829,8 +806,8 @@ fn decode_fields(
     };
 
     // disks
-    let disk_image = d.or("disk_image", false);
-    let use_backing_file = d.or("use_backing_file", false);
+    let disk_image = d.or_default::<bool>("disk_image");
+    let use_backing_file = d.or_default::<bool>("use_backing_file");
     let disk_size_text: String = d.or("disk_size", String::new());
     let disk_size = DiskSize::parse_disk_size(&disk_size_text).unwrap_or_else(|e| {
         d.error("disk_size", e, None);
@@ -847,7 +824,7 @@ fn decode_fields(
             Err(e) => d.error("disk_additional_size", e, None),
         }
     }
-    let skip_resize_disk = d.or("skip_resize_disk", false);
+    let skip_resize_disk = d.or_default::<bool>("skip_resize_disk");
     let format_text: String = d.or("format", String::new());
     let format = match format_text.as_str() {
         "" | "qcow2" => DiskFormat::Qcow2,
@@ -861,16 +838,16 @@ fn decode_fields(
             DiskFormat::Qcow2
         }
     };
-    let disk_interface = non_empty(d.opt("disk_interface"), "virtio");
+    let disk_interface = d.non_empty_or_default("disk_interface");
     one_of(d, "disk_interface", &disk_interface, DISK_INTERFACES);
-    let disk_cache = non_empty(d.opt("disk_cache"), "writeback");
+    let disk_cache = d.non_empty_or_default("disk_cache");
     one_of(d, "disk_cache", &disk_cache, DISK_CACHES);
-    let disk_discard = non_empty(d.opt("disk_discard"), "ignore");
+    let disk_discard = d.non_empty_or_default("disk_discard");
     one_of(d, "disk_discard", &disk_discard, DISK_DISCARDS);
-    let disk_detect_zeroes = non_empty(d.opt("disk_detect_zeroes"), "off");
+    let disk_detect_zeroes = d.non_empty_or_default("disk_detect_zeroes");
     one_of(d, "disk_detect_zeroes", &disk_detect_zeroes, DETECT_ZEROES);
-    let mut skip_compaction = d.or("skip_compaction", false);
-    let mut disk_compression = d.or("disk_compression", false);
+    let mut skip_compaction = d.or_default::<bool>("skip_compaction");
+    let mut disk_compression = d.or_default::<bool>("disk_compression");
     let mut qemu_img_args = QemuImgArgs::default();
     let img_blocks = d.blocks("qemu_img_args");
     if img_blocks.len() > 1 {
@@ -927,7 +904,7 @@ fn decode_fields(
             }
         },
     };
-    let machine_type = non_empty(d.opt("machine_type"), "pc");
+    let machine_type = d.non_empty_or_default("machine_type");
     let cpu_model: Option<String> = d.opt::<String>("cpu_model").filter(|s| !s.is_empty());
     // Below 10 MiB (negative too) means the default, as in Packer.
     let memory_raw = bounded(
@@ -940,14 +917,14 @@ fn decode_fields(
     let memory = u64::try_from(memory_raw)
         .ok()
         .filter(|m| *m >= 10)
-        .unwrap_or(512);
+        .unwrap_or_else(|| d.default_of("memory"));
     let smp = Smp {
         cpus: count(d, "cpus"),
         sockets: count(d, "sockets"),
         cores: count(d, "cores"),
         threads: count(d, "threads"),
     };
-    let net_device = non_empty(d.opt("net_device"), "virtio-net");
+    let net_device = d.non_empty_or_default("net_device");
     let cdrom_interface: Option<String> =
         d.opt::<String>("cdrom_interface").filter(|s| !s.is_empty());
     if let Some(ci) = &cdrom_interface {
@@ -956,7 +933,7 @@ fn decode_fields(
     }
     let vga: Option<String> = d.opt::<String>("vga").filter(|s| !s.is_empty());
     let firmware: Option<String> = d.opt::<String>("firmware").filter(|s| !s.is_empty());
-    let use_pflash = d.or("use_pflash", false);
+    let use_pflash = d.or_default::<bool>("use_pflash");
     let efi_code: Option<String> = d
         .opt::<String>("efi_firmware_code")
         .filter(|s| !s.is_empty());
@@ -964,15 +941,15 @@ fn decode_fields(
         .opt::<String>("efi_firmware_vars")
         .filter(|s| !s.is_empty());
     let efi = EfiConfig {
-        enabled: d.or("efi_boot", false) || efi_code.is_some() || efi_vars.is_some(),
+        enabled: d.or_default::<bool>("efi_boot") || efi_code.is_some() || efi_vars.is_some(),
         code: efi_code,
         vars: efi_vars,
-        drop_efivars: d.or("efi_drop_efivars", false),
+        drop_efivars: d.or_default::<bool>("efi_drop_efivars"),
     };
-    let headless = d.or("headless", false);
+    let headless = d.or_default::<bool>("headless");
     let display: Option<String> = d.opt::<String>("display").filter(|s| !s.is_empty());
-    let use_default_display = d.or("use_default_display", false);
-    let qemu_binary = non_empty(d.opt("qemu_binary"), "qemu-system-x86_64");
+    let use_default_display = d.or_default::<bool>("use_default_display");
+    let qemu_binary = d.non_empty_or_default("qemu_binary");
     let qemuargs: Vec<Vec<String>> = d.or("qemuargs", Vec::new());
     for (i, arg) in qemuargs.iter().enumerate() {
         if arg.is_empty() {
@@ -987,18 +964,18 @@ fn decode_fields(
         d.opt::<String>("qmp_socket_path").filter(|s| !s.is_empty());
 
     // VNC
-    let vnc_set = [
-        "vnc_bind_address",
-        "vnc_port_min",
-        "vnc_port_max",
-        "vnc_use_password",
-        "vnc_password",
-    ]
-    .iter()
-    .any(|n| body.attrs.get(*n).is_some_and(|a| !is_zero_value(&a.value)));
-    let vnc_bind = non_empty(d.opt("vnc_bind_address"), "127.0.0.1");
-    let vnc_min = port(d, "vnc_port_min").filter(|p| *p != 0).unwrap_or(5900);
-    let vnc_max = port(d, "vnc_port_max").filter(|p| *p != 0).unwrap_or(6000);
+    // Any `vnc_*` field set (not to its zero value) starts VNC.
+    let vnc_set = SCHEMA
+        .fields()
+        .filter(|f| f.name.starts_with("vnc_"))
+        .any(|f| {
+            body.attrs
+                .get(f.name)
+                .is_some_and(|a| !is_zero_value(&a.value))
+        });
+    let vnc_bind = d.non_empty_or_default("vnc_bind_address");
+    let vnc_min = port_or_default(d, "vnc_port_min");
+    let vnc_max = port_or_default(d, "vnc_port_max");
     if vnc_min < 5900 {
         d.error("vnc_port_min", "vnc_port_min cannot be below 5900", None);
     }
@@ -1009,7 +986,7 @@ fn decode_fields(
             None,
         );
     }
-    let vnc_use_password = d.or("vnc_use_password", false);
+    let vnc_use_password = d.or_default::<bool>("vnc_use_password");
     let vnc_password: Option<String> = d.opt::<String>("vnc_password").filter(|s| !s.is_empty());
     if vnc_password.as_ref().is_some_and(|p| p.len() > 8) {
         d.error(
@@ -1018,7 +995,7 @@ fn decode_fields(
             None,
         );
     }
-    let disable_vnc = d.or("disable_vnc", false);
+    let disable_vnc = d.or_default::<bool>("disable_vnc");
     let vnc = VncConfig {
         enabled: vnc_set && !disable_vnc,
         disabled: disable_vnc,
@@ -1028,7 +1005,7 @@ fn decode_fields(
         use_password: vnc_use_password,
         password: vnc_password.map(Sensitive::new),
     };
-    let qmp_enable = d.or("qmp_enable", false) || vnc.use_password;
+    let qmp_enable = d.or_default::<bool>("qmp_enable") || vnc.use_password;
     let qmp_socket_path = if qmp_enable && qmp_socket_path.is_none() {
         None // defaulted below, once output_directory/vm_name are known
     } else {
@@ -1055,8 +1032,8 @@ fn decode_fields(
             );
         }
     }
-    let http_min = port(d, "http_port_min").filter(|p| *p != 0).unwrap_or(8000);
-    let http_max = port(d, "http_port_max").filter(|p| *p != 0).unwrap_or(9000);
+    let http_min = port_or_default(d, "http_port_min");
+    let http_max = port_or_default(d, "http_port_max");
     if http_min > http_max {
         d.error(
             "http_port_min",
@@ -1064,8 +1041,8 @@ fn decode_fields(
             None,
         );
     }
-    let http_bind = non_empty(d.opt("http_bind_address"), "127.0.0.1");
-    let http_protocol = non_empty(d.opt("http_network_protocol"), "tcp");
+    let http_bind = d.non_empty_or_default("http_bind_address");
+    let http_protocol = d.non_empty_or_default("http_network_protocol");
     one_of(
         d,
         "http_network_protocol",
@@ -1150,10 +1127,9 @@ fn decode_fields(
         }
     }
     let boot_wait = match signed_duration(d, "boot_wait") {
-        None => Duration::from_secs(10),
         Some(None) => Duration::ZERO,
-        Some(Some(v)) if v.is_zero() => Duration::from_secs(10),
-        Some(Some(v)) => v,
+        Some(Some(v)) if !v.is_zero() => v,
+        _ => d.default_of::<GoDuration>("boot_wait").0,
     };
     let key_interval = duration(d, "boot_key_interval").filter(|v| !v.is_zero());
     let boot = BootConfig {
@@ -1164,10 +1140,10 @@ fn decode_fields(
     };
 
     // communicator
-    let comm_type = non_empty(d.opt("communicator"), "ssh");
+    let comm_type = d.non_empty_or_default("communicator");
     let pause_before_connecting = duration(d, "pause_before_connecting").unwrap_or_default();
     let ssh_host: Option<String> = d.opt::<String>("ssh_host").filter(|s| !s.is_empty());
-    let ssh_port = port(d, "ssh_port").filter(|p| *p != 0).unwrap_or(22);
+    let ssh_port = port_or_default(d, "ssh_port");
     let ssh_username: Option<String> = d.opt::<String>("ssh_username").filter(|s| !s.is_empty());
     let ssh_password: Option<String> = d.opt::<String>("ssh_password").filter(|s| !s.is_empty());
     let ssh_private_key_file: Option<String> = d
@@ -1176,7 +1152,9 @@ fn decode_fields(
     // `ssh_wait_timeout` wins over `ssh_timeout`, as in Packer's SDK.
     let wait_timeout = duration(d, "ssh_wait_timeout").filter(|v| !v.is_zero());
     let timeout = duration(d, "ssh_timeout").filter(|v| !v.is_zero());
-    let ssh_timeout = wait_timeout.or(timeout).unwrap_or(Duration::from_secs(300));
+    let ssh_timeout = wait_timeout
+        .or(timeout)
+        .unwrap_or_else(|| d.default_of::<GoDuration>("ssh_timeout").0);
     let handshake = bounded(
         d,
         "ssh_handshake_attempts",
@@ -1187,9 +1165,9 @@ fn decode_fields(
     let handshake_attempts = u32::try_from(handshake)
         .ok()
         .filter(|n| *n > 0)
-        .unwrap_or(10);
-    let clear_authorized_keys = d.or("ssh_clear_authorized_keys", false);
-    let key_type = non_empty(d.opt("temporary_key_pair_type"), "ed25519");
+        .unwrap_or_else(|| d.default_of("ssh_handshake_attempts"));
+    let clear_authorized_keys = d.or_default::<bool>("ssh_clear_authorized_keys");
+    let key_type = d.non_empty_or_default("temporary_key_pair_type");
     one_of(
         d,
         "temporary_key_pair_type",
@@ -1204,15 +1182,14 @@ fn decode_fields(
     )
     .unwrap_or(0);
     let temporary_key_pair_bits = u32::try_from(key_bits).ok().filter(|n| *n > 0);
-    let pty = d.or("ssh_pty", false);
+    let pty = d.or_default::<bool>("ssh_pty");
     let keep_alive_interval = match signed_duration(d, "ssh_keep_alive_interval") {
-        None => Some(Duration::from_secs(5)),
         Some(None) => None,
-        Some(Some(v)) if v.is_zero() => Some(Duration::from_secs(5)),
-        Some(Some(v)) => Some(v),
+        Some(Some(v)) if !v.is_zero() => Some(v),
+        _ => Some(d.default_of::<GoDuration>("ssh_keep_alive_interval").0),
     };
     let read_write_timeout = duration(d, "ssh_read_write_timeout").filter(|v| !v.is_zero());
-    let file_transfer_method = non_empty(d.opt("ssh_file_transfer_method"), "scp");
+    let file_transfer_method = d.non_empty_or_default("ssh_file_transfer_method");
     one_of(
         d,
         "ssh_file_transfer_method",
@@ -1221,8 +1198,8 @@ fn decode_fields(
     );
     let ciphers = d.or("ssh_ciphers", Vec::new());
     let key_exchange_algorithms = d.or("ssh_key_exchange_algorithms", Vec::new());
-    let agent_auth = d.or("ssh_agent_auth", false);
-    let disable_agent_forwarding = d.or("ssh_disable_agent_forwarding", false);
+    let agent_auth = d.or_default::<bool>("ssh_agent_auth");
+    let disable_agent_forwarding = d.or_default::<bool>("ssh_disable_agent_forwarding");
 
     let host_min_new = port(d, "host_port_min").filter(|p| *p != 0);
     let host_max_new = port(d, "host_port_max").filter(|p| *p != 0);
@@ -1241,10 +1218,14 @@ fn decode_fields(
             });
         }
     }
-    let skip_nat_mapping = d.or("skip_nat_mapping", false);
+    let skip_nat_mapping = d.or_default::<bool>("skip_nat_mapping");
     let host_port = HostPortRange {
-        min: host_min_old.or(host_min_new).unwrap_or(2222),
-        max: host_max_old.or(host_max_new).unwrap_or(4444),
+        min: host_min_old
+            .or(host_min_new)
+            .unwrap_or_else(|| d.default_of("host_port_min")),
+        max: host_max_old
+            .or(host_max_new)
+            .unwrap_or_else(|| d.default_of("host_port_max")),
         skip_nat_mapping,
     };
     if host_port.min > host_port.max {
@@ -1313,7 +1294,7 @@ fn decode_fields(
         .filter(|s| !s.is_empty());
     let shutdown_timeout = duration(d, "shutdown_timeout")
         .filter(|v| !v.is_zero())
-        .unwrap_or(Duration::from_secs(300));
+        .unwrap_or_else(|| d.default_of::<GoDuration>("shutdown_timeout").0);
 
     // outputs
     let output_directory = non_empty(d.opt("output_directory"), &format!("output-{name}"));
@@ -1404,7 +1385,7 @@ fn decode_fields(
 /// The names the decoder asks for (the schema as the code sees it).
 pub fn decoded_names() -> Vec<&'static str> {
     let body = Body::empty(Span::synthetic("schema"));
-    let mut d = Decoder::new(&body, "schema");
+    let mut d = Decoder::with_schema(&body, "schema", &SCHEMA);
     let mut warnings = Vec::new();
     let _ = decode_fields(&mut d, &body, "schema", &mut warnings);
     let mut names = d.known_names().to_vec();

@@ -3,109 +3,83 @@
 //! far kiln supports it.
 //!
 //! The decoder in [`crate::config`] asks for exactly these names (tests
-//! compare the names the decoder asked for with this table), `kiln plan`
-//! and generated docs read it, and sensitive fields are marked here.
+//! compare the names the decoder asked for with this table), takes its
+//! defaults and "did you mean" candidates from it and refuses the
+//! unsupported fields it lists; the reference docs are generated from it
+//! (kiln-build's `schema` registry) and sensitive fields are marked here.
 
-/// How kiln treats an attribute Packer accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Support {
-    /// Decoded and acted upon.
-    Supported,
-    /// Accepted for compatibility; it has no effect in kiln (a warning says so).
-    Ignored,
-    /// Accepted by Packer but not by kiln: setting it is an error naming it.
-    Unsupported,
-}
+pub use kiln_template::schema::{Field, FieldDefault, PluginKind, Schema, Support};
 
-/// One attribute of the schema.
-#[derive(Clone, Copy, Debug, serde::Serialize)]
-pub struct FieldDoc {
-    pub name: &'static str,
-    /// Packer's type spelling: `string`, `bool`, `int`, `duration`,
-    /// `[]string`, `[][]string`, `map[string]string`, `block`.
-    pub ty: &'static str,
-    /// The default as Packer documents it (`None`: unset / empty).
-    pub default: Option<&'static str>,
-    pub doc: &'static str,
-    pub support: Support,
-    pub sensitive: bool,
-    /// This name is an alias (or deprecated spelling) of another field.
-    pub alias_of: Option<&'static str>,
-}
-
+/// A supported field; `default` is a literal of its type (see
+/// [`Field::parse_literal`]).
 const fn f(
     name: &'static str,
     ty: &'static str,
     default: Option<&'static str>,
     doc: &'static str,
-) -> FieldDoc {
-    FieldDoc {
-        name,
-        ty,
-        default,
-        doc,
-        support: Support::Supported,
-        sensitive: false,
-        alias_of: None,
+) -> Field {
+    let field = Field::new(name, ty, doc);
+    match default {
+        Some(literal) => field.default(literal),
+        None => field,
     }
 }
 
-const fn ignored(name: &'static str, ty: &'static str, doc: &'static str) -> FieldDoc {
-    FieldDoc {
-        name,
-        ty,
-        default: None,
-        doc,
-        support: Support::Ignored,
-        sensitive: false,
-        alias_of: None,
-    }
+const fn ignored(name: &'static str, ty: &'static str, doc: &'static str) -> Field {
+    Field::ignored(name, ty, doc)
 }
 
-const fn unsupported(name: &'static str, ty: &'static str, doc: &'static str) -> FieldDoc {
-    FieldDoc {
-        name,
-        ty,
-        default: None,
-        doc,
-        support: Support::Unsupported,
-        sensitive: false,
-        alias_of: None,
-    }
+const fn unsupported(name: &'static str, ty: &'static str, doc: &'static str) -> Field {
+    Field::unsupported(name, ty, doc)
 }
 
-const fn secret(mut field: FieldDoc) -> FieldDoc {
-    field.sensitive = true;
-    field
+const fn secret(field: Field) -> Field {
+    field.sensitive()
 }
 
-const fn alias(mut field: FieldDoc, of: &'static str) -> FieldDoc {
-    field.alias_of = Some(of);
-    field
+const fn alias(field: Field, of: &'static str) -> Field {
+    field.alias_of(of)
 }
+
+const fn required(field: Field) -> Field {
+    field.required()
+}
+
+/// `source "qemu"`.
+pub static SCHEMA: Schema = Schema {
+    kind: PluginKind::Source,
+    name: "qemu",
+    summary: "A virtual machine run with QEMU: from an installer ISO typed into over QMP, or from a cloud disk image (`disk_image = true`), provisioned over SSH and shut down; the disk is the artifact.",
+    groups: &[FIELDS],
+    example: &[
+        ("iso_url", "debian-12-genericcloud-amd64.qcow2"),
+        ("iso_checksum", "none"),
+        ("disk_image", "true"),
+        ("ssh_username", "debian"),
+    ],
+};
 
 /// Every attribute of `source "qemu"`, in the order of Packer's reference.
-pub static FIELDS: &[FieldDoc] = &[
+pub static FIELDS: &[Field] = &[
     // ISO / source image
-    f(
+    required(f(
         "iso_url",
         "string",
         None,
         "URL or path of the installation ISO, or of the disk image when `disk_image` is true. One of `iso_url`/`iso_urls` is required.",
-    ),
+    )),
     f(
         "iso_urls",
         "[]string",
         None,
         "Several URLs for the same file, tried in order. Only one of `iso_url` and `iso_urls` may be set.",
     ),
-    f(
+    required(f(
         "iso_checksum",
         "string",
         None,
-        "Checksum of the ISO or image: `sha256:HEX`, `sha512:`, `sha1:`, `md5:`, bare hex (type guessed from its length), `file:URL-or-path` of a SUMS file, or `none`. Required.",
-    ),
+        "Checksum of the ISO or image: `sha256:HEX`, `sha512:`, `sha1:`, `md5:`, bare hex (type guessed from its length), `file:URL-or-path` of a SUMS file, or `none`.",
+    )),
     f(
         "iso_target_path",
         "string",
@@ -227,12 +201,12 @@ pub static FIELDS: &[FieldDoc] = &[
         Some("512"),
         "Guest memory in MiB; values below 10 mean the default.",
     ),
-    f(
+    Field::new(
         "cpus",
         "int",
-        Some("1"),
         "Number of virtual CPUs; with a topology, the smaller of the two counts.",
-    ),
+    )
+    .computed("1, or the topology's count when one is set"),
     f(
         "sockets",
         "int",
@@ -448,12 +422,7 @@ pub static FIELDS: &[FieldDoc] = &[
         None,
         "Files written to the floppy: paths to contents; wins over `floppy_files`.",
     ),
-    f(
-        "floppy_label",
-        "string",
-        Some("packer"),
-        "Volume label of the floppy.",
-    ),
+    Field::new("floppy_label", "string", "Volume label of the floppy.").computed("`packer`"),
     f(
         "cd_files",
         "[]string",
@@ -466,12 +435,12 @@ pub static FIELDS: &[FieldDoc] = &[
         None,
         "Files written to the extra CD: paths to contents; wins over `cd_files`. `{{ .SSHPublicKey }}` is rendered.",
     ),
-    f(
+    Field::new(
         "cd_label",
         "string",
-        Some("packer"),
         "Volume id of the extra CD (e.g. `cidata` for a NoCloud seed).",
-    ),
+    )
+    .computed("`packer`"),
     // boot
     f(
         "boot_command",
@@ -517,12 +486,12 @@ pub static FIELDS: &[FieldDoc] = &[
         "Address to connect to; by default the forwarded port on 127.0.0.1.",
     ),
     f("ssh_port", "int", Some("22"), "SSH port of the guest."),
-    f(
+    required(f(
         "ssh_username",
         "string",
         None,
         "User to log in as. Required with `communicator = \"ssh\"`.",
-    ),
+    )),
     secret(f(
         "ssh_password",
         "string",
@@ -768,29 +737,19 @@ pub static FIELDS: &[FieldDoc] = &[
         "How long to wait for the guest to power off.",
     ),
     // outputs
-    f(
+    Field::new(
         "output_directory",
         "string",
-        Some("output-<name>"),
         "Directory of the build's outputs; must not exist unless forced.",
-    ),
-    f(
+    )
+    .computed("output-<name>"),
+    Field::new(
         "vm_name",
         "string",
-        Some("packer-<name>"),
         "File name of the output disk (no extension is added).",
-    ),
+    )
+    .computed("packer-<name>"),
 ];
-
-/// The schema entry of a name, if Packer knows it.
-pub fn field(name: &str) -> Option<&'static FieldDoc> {
-    FIELDS.iter().find(|f| f.name == name)
-}
-
-/// Names of the sensitive attributes (their values are redacted).
-pub fn sensitive_fields() -> impl Iterator<Item = &'static str> {
-    FIELDS.iter().filter(|f| f.sensitive).map(|f| f.name)
-}
 
 #[cfg(test)]
 mod tests {
@@ -804,7 +763,7 @@ mod tests {
             assert!(!field.doc.is_empty(), "{} has no doc", field.name);
             if let Some(of) = field.alias_of {
                 assert!(
-                    super::field(of).is_some(),
+                    SCHEMA.field(of).is_some(),
                     "{} aliases unknown {of}",
                     field.name
                 );

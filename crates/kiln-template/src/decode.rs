@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::body::{Block, Body};
+use crate::schema::{Schema, Support};
 use crate::span::Span;
 use crate::value::Value;
 
@@ -149,7 +150,7 @@ impl FromValue for Value {
 }
 
 /// A Go `time.Duration` string such as `5m`, `1h30m`, `300ms` or `0`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct GoDuration(pub Duration);
 
 impl FromValue for GoDuration {
@@ -203,12 +204,37 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(total).map_err(|_| bad())
 }
 
+/// Something worth telling about a valid block (a field kiln ignores).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeWarning {
+    pub span: Span,
+    pub message: String,
+}
+
+/// Whether a value is what Go would decode as the zero value (Packer
+/// cannot tell such a setting from an absent one).
+pub fn is_zero_value(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.0 == 0.0,
+        Value::String(s) => s.is_empty(),
+        Value::List(v) | Value::Set(v) | Value::Tuple(v) => v.is_empty(),
+        Value::Map(m) | Value::Object(m) => m.is_empty(),
+    }
+}
+
 /// Pulls typed fields out of a body and remembers which names were asked
 /// for, so that the rest can be reported as unknown.
 pub struct Decoder<'a> {
     body: &'a Body,
     /// Human name of the block, e.g. `source "qemu" "cloudimg"`.
     what: String,
+    /// The plugin's table: defaults, "did you mean" candidates, and the
+    /// fields kiln refuses or ignores.
+    schema: Option<&'static Schema>,
+    /// [`Decoder::check_support`] has run.
+    support_checked: bool,
     known: Vec<&'static str>,
     errors: Vec<DecodeError>,
 }
@@ -218,8 +244,91 @@ impl<'a> Decoder<'a> {
         Decoder {
             body,
             what: what.into(),
+            schema: None,
+            support_checked: false,
             known: Vec::new(),
             errors: Vec::new(),
+        }
+    }
+
+    /// A decoder for a plugin block described by `schema`. Every name it is
+    /// asked for must be in the schema (checked in debug builds, so that the
+    /// registry tests catch a field missing from the table).
+    pub fn with_schema(body: &'a Body, what: impl Into<String>, schema: &'static Schema) -> Self {
+        let mut d = Decoder::new(body, what);
+        d.schema = Some(schema);
+        d
+    }
+
+    /// Refuse the fields of the schema that kiln does not support (an
+    /// error each) and return a warning for each ignored one that is set.
+    /// Both count as known. [`Decoder::finish`] runs it when the caller
+    /// has not, dropping the warnings.
+    pub fn check_support(&mut self) -> Vec<DecodeWarning> {
+        let mut warnings = Vec::new();
+        let Some(schema) = self.schema else {
+            return warnings;
+        };
+        self.support_checked = true;
+        for field in schema.fields().filter(|f| f.support != Support::Supported) {
+            self.known.push(field.name);
+            let Some(attr) = self.body.attrs.get(field.name) else {
+                continue;
+            };
+            if is_zero_value(&attr.value) {
+                continue;
+            }
+            match field.support {
+                Support::Ignored => warnings.push(DecodeWarning {
+                    span: attr.span.clone(),
+                    message: format!("`{}` has no effect in kiln: {}", field.name, field.doc),
+                }),
+                Support::Unsupported => self.error(
+                    field.name,
+                    format!(
+                        "not supported by kiln ({})",
+                        field.doc.trim_end_matches('.')
+                    ),
+                    None,
+                ),
+                Support::Supported => {}
+            }
+        }
+        warnings
+    }
+
+    /// The schema's literal default of `name`, converted to `T`; `T`'s own
+    /// default when the table has none (tests check every literal parses).
+    pub fn default_of<T: FromValue + Default>(&self, name: &'static str) -> T {
+        debug_assert!(
+            self.schema
+                .and_then(|s| s.field(name))
+                .is_some_and(|f| f.default_value().is_some_and(|v| v.is_ok())),
+            "{}: `{name}` has no literal default in its schema",
+            self.what
+        );
+        self.schema
+            .and_then(|s| s.field(name))
+            .and_then(|f| f.default_value())
+            .and_then(Result::ok)
+            .and_then(|v| T::from_value(&v).ok())
+            .unwrap_or_default()
+    }
+
+    /// A field with the default its schema gives.
+    pub fn or_default<T: FromValue + Default>(&mut self, name: &'static str) -> T {
+        match self.opt(name) {
+            Some(v) => v,
+            None => self.default_of(name),
+        }
+    }
+
+    /// A string field where empty means the schema's default (Go's zero
+    /// value cannot be told from an absent one).
+    pub fn non_empty_or_default(&mut self, name: &'static str) -> String {
+        match self.opt::<String>(name) {
+            Some(v) if !v.is_empty() => v,
+            _ => self.default_of(name),
         }
     }
 
@@ -252,7 +361,7 @@ impl<'a> Decoder<'a> {
 
     /// An optional field; a null value counts as absent.
     pub fn opt<T: FromValue>(&mut self, name: &'static str) -> Option<T> {
-        self.known.push(name);
+        self.note_known(name);
         let attr = self.body.attrs.get(name)?;
         if attr.value == Value::Null {
             return None;
@@ -290,6 +399,12 @@ impl<'a> Decoder<'a> {
 
     /// A field that must be set.
     pub fn required<T: FromValue>(&mut self, name: &'static str) -> Option<T> {
+        debug_assert!(
+            self.schema
+                .is_none_or(|s| s.field(name).is_some_and(|f| f.required)),
+            "{}: `{name}` is required but its schema does not say so",
+            self.what
+        );
         let present = self.has(name);
         let value = self.opt(name);
         if !present {
@@ -304,8 +419,17 @@ impl<'a> Decoder<'a> {
 
     /// Nested blocks of a type (e.g. `scan` inside a post-processor).
     pub fn blocks(&mut self, kind: &'static str) -> Vec<&'a Block> {
-        self.known.push(kind);
+        self.note_known(kind);
         self.body.blocks.iter().filter(|b| b.kind == kind).collect()
+    }
+
+    fn note_known(&mut self, name: &'static str) {
+        debug_assert!(
+            self.schema.is_none_or(|s| s.field(name).is_some()),
+            "{}: `{name}` is decoded but not in the schema",
+            self.what
+        );
+        self.known.push(name);
     }
 
     /// Record an error about a field the caller checked itself.
@@ -319,12 +443,21 @@ impl<'a> Decoder<'a> {
 
     /// Finish: report unknown attributes and blocks, return every error.
     pub fn finish(mut self) -> Result<(), Vec<DecodeError>> {
+        if !self.support_checked {
+            let _ = self.check_support();
+        }
+        // Suggestions come from the schema when there is one: every name
+        // the plugin has, not only those this decode asked for.
+        let candidates = match self.schema {
+            Some(schema) => schema.names(),
+            None => self.known.clone(),
+        };
         for (name, attr) in &self.body.attrs {
             if !self.known.contains(&name.as_str()) {
                 self.errors.push(DecodeError {
                     span: attr.span.clone(),
                     message: format!("unknown attribute `{name}` in {}", self.what),
-                    help: did_you_mean(name, &self.known).map(|s| format!("did you mean `{s}`?")),
+                    help: did_you_mean(name, &candidates).map(|s| format!("did you mean `{s}`?")),
                 });
             }
         }
@@ -333,7 +466,7 @@ impl<'a> Decoder<'a> {
                 self.errors.push(DecodeError {
                     span: block.span.clone(),
                     message: format!("unknown block `{}` in {}", block.kind, self.what),
-                    help: did_you_mean(&block.kind, &self.known)
+                    help: did_you_mean(&block.kind, &candidates)
                         .map(|s| format!("did you mean `{s}`?")),
                 });
             }

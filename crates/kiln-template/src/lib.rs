@@ -19,6 +19,7 @@ pub mod functions;
 pub mod inspect;
 pub mod json;
 pub mod load;
+pub mod schema;
 pub mod source;
 pub mod span;
 pub mod syntax;

@@ -57,6 +57,12 @@ pub enum Command {
     Init(cmd::init::Args),
     /// Print kiln's version and the Packer version whose semantics it follows.
     Version,
+    /// Generate documentation (for maintainers).
+    #[command(hide = true)]
+    Docs {
+        #[command(subcommand)]
+        command: cmd::docs::Command,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -201,6 +207,7 @@ pub fn run(args: Vec<OsString>) -> Exit {
         } => cmd::vars::explain(&a),
         Command::Fmt(a) => cmd::fmt::run(&a),
         Command::Init(a) => cmd::init::run(&a),
+        Command::Docs { command } => cmd::docs::run(&command),
         Command::Version => {
             render::out(&version_text());
             Exit::Ok

@@ -7,40 +7,52 @@ use std::path::{Path, PathBuf};
 use kiln_qemu::placeholders::{self, TemplateData};
 use kiln_template::body::Body;
 use kiln_template::decode::{DecodeError, Decoder};
+use kiln_template::schema::{Field, PluginKind, Schema};
 use sha2::Digest;
 
 use crate::artifact::Artifact;
 
-pub const FIELDS: &[(&str, &str)] = &[
-    (
+/// `post-processor "checksum"`.
+pub static SCHEMA: Schema = Schema {
+    kind: PluginKind::PostProcessor,
+    name: "checksum",
+    summary: "One checksum file per type for the artifact's files, lines of `HEX<TAB>basename`, appended to as Packer does.",
+    groups: &[FIELDS],
+    example: &[("checksum_types", r#"["sha256"]"#)],
+};
+
+pub static FIELDS: &[Field] = &[
+    Field::new(
         "checksum_types",
-        "md5 (default), sha1, sha224, sha256, sha384, sha512.",
-    ),
-    (
+        "[]string",
+        "Digests to write: `md5`, `sha1`, `sha224`, `sha256`, `sha384`, `sha512`.",
+    )
+    .default(r#"["md5"]"#),
+    Field::new(
         "output",
-        "Default `packer_{{.BuildName}}_{{.BuilderType}}_{{.ChecksumType}}.checksum`.",
-    ),
-    (
+        "string",
+        "The checksum file; `{{.BuildName}}`, `{{.BuilderType}}` and `{{.ChecksumType}}` are rendered.",
+    )
+    .default("packer_{{.BuildName}}_{{.BuilderType}}_{{.ChecksumType}}.checksum"),
+    Field::new(
         "keep_input_artifact",
+        "bool",
         "Accepted for Packer compatibility (the input is always kept).",
     ),
 ];
 
 pub const TYPES: &[&str] = &["md5", "sha1", "sha224", "sha256", "sha384", "sha512"];
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ChecksumConfig {
     pub checksum_types: Vec<String>,
     pub output: String,
 }
 
 pub fn decode(body: &Body, what: &str) -> Result<ChecksumConfig, Vec<DecodeError>> {
-    let mut d = Decoder::new(body, what);
-    let checksum_types: Vec<String> = d.or("checksum_types", vec!["md5".to_string()]);
-    let output = d.or(
-        "output",
-        "packer_{{.BuildName}}_{{.BuilderType}}_{{.ChecksumType}}.checksum".to_string(),
-    );
+    let mut d = Decoder::with_schema(body, what, &SCHEMA);
+    let checksum_types: Vec<String> = d.or_default("checksum_types");
+    let output: String = d.or_default("output");
     let _ = d.opt::<bool>("keep_input_artifact");
     for t in &checksum_types {
         if !TYPES.contains(&t.as_str()) {

@@ -14,26 +14,46 @@ use kiln_image::tar::{EntryHeader, EntryKind, TarWriter};
 use kiln_qemu::placeholders::{self, TemplateData};
 use kiln_template::body::Body;
 use kiln_template::decode::{DecodeError, Decoder};
+use kiln_template::schema::{Field, PluginKind, Schema};
 
 use crate::artifact::Artifact;
 
-pub const FIELDS: &[(&str, &str)] = &[
-    (
+/// `post-processor "compress"`.
+pub static SCHEMA: Schema = Schema {
+    kind: PluginKind::PostProcessor,
+    name: "compress",
+    summary: "The artifact's files as one compressed file, or a tarball of several; the format comes from the output's extension as Packer detects it (`.gz`, `.tar`, `.tar.gz`, `.xz`, `.tar.xz`, and kiln's `.zst`/`.tar.zst`; a bare name means `.tar.gz`). `zip`, `lz4` and `bgzf` are refused.",
+    groups: &[FIELDS],
+    example: &[("output", "{{.BuildName}}.qcow2.zst")],
+};
+
+pub static FIELDS: &[Field] = &[
+    Field::new(
         "output",
-        "Default `packer_{{.BuildName}}_{{.BuilderType}}` (a .tar.gz).",
-    ),
-    (
+        "string",
+        "The compressed file; `{{.BuildName}}` and `{{.BuilderType}}` are rendered.",
+    )
+    .default("packer_{{.BuildName}}_{{.BuilderType}}"),
+    Field::new(
         "format",
+        "string",
         "Extension to use instead of the output's (e.g. `tar.gz`).",
     ),
-    ("compression_level", "-1..9; 0 or -1 is the default (6)."),
-    (
+    Field::new(
+        "compression_level",
+        "int",
+        "-1 to 9; 0 or -1 mean the default, above 9 means 9.",
+    )
+    .default("6"),
+    Field::new(
         "keep_input_artifact",
+        "bool",
         "Keep the uncompressed input (Packer deletes it by default).",
     ),
 ];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Algorithm {
     None,
     Gzip,
@@ -41,7 +61,7 @@ pub enum Algorithm {
     Zstd,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct CompressConfig {
     pub output: String,
     pub tar: bool,
@@ -84,13 +104,10 @@ pub fn detect(output: &str, format: Option<&str>) -> Result<(bool, Algorithm), S
 }
 
 pub fn decode(body: &Body, what: &str) -> Result<CompressConfig, Vec<DecodeError>> {
-    let mut d = Decoder::new(body, what);
-    let output = d.or(
-        "output",
-        "packer_{{.BuildName}}_{{.BuilderType}}".to_string(),
-    );
+    let mut d = Decoder::with_schema(body, what, &SCHEMA);
+    let output: String = d.or_default("output");
     let format: Option<String> = d.opt("format");
-    let level: i64 = d.or("compression_level", 6);
+    let level: i64 = d.or_default("compression_level");
     let keep_input_artifact = d.opt("keep_input_artifact");
     let (tar, algorithm) = match detect(&output, format.as_deref()) {
         Ok(v) => v,

@@ -13,83 +13,153 @@ use kiln_maas::{BootPartition, DdFormat, DdOptions, TgzOptions};
 use kiln_qemu::placeholders::{self, TemplateData};
 use kiln_template::body::Body;
 use kiln_template::decode::{DecodeError, Decoder};
+use kiln_template::schema::{Field, PluginKind, Schema};
 
 use crate::artifact::Artifact;
 use crate::events::BuildEvents;
 
-pub const TGZ_FIELDS: &[(&str, &str)] = &[
-    ("output", "The tarball; default `{{.BuildName}}.tar.gz`."),
-    (
+/// The leak-scan gate every MAAS artifact passes.
+const SCAN: Field = Field::new(
+    "scan",
+    "block",
+    "The leak scan gate: `scan { enabled = true, allow = [\"rule:glob\", …] }`; on by default.",
+);
+
+/// `post-processor "maas-tgz"`.
+pub static TGZ_SCHEMA: Schema = Schema {
+    kind: PluginKind::PostProcessor,
+    name: "maas-tgz",
+    summary: "The root filesystem as MAAS (curtin) extracts it: a gzipped tarball read offline from the disk, scrubbed while streaming, then leak-scanned.",
+    groups: &[TGZ_FIELDS],
+    example: &[("output", "{{.BuildName}}.tar.gz")],
+};
+
+pub static TGZ_FIELDS: &[Field] = &[
+    Field::new(
+        "output",
+        "string",
+        "The tarball; `{{.BuildName}}` is rendered.",
+    )
+    .default("{{.BuildName}}.tar.gz"),
+    Field::new(
         "root_partition",
-        "Root partition by number (default: found automatically).",
+        "int",
+        "Root partition by number; unset: found automatically.",
     ),
-    ("root_label", "Root partition by filesystem label."),
-    (
+    Field::new(
+        "root_label",
+        "string",
+        "Root partition by filesystem label.",
+    ),
+    Field::new(
         "boot_partition",
-        "Append a boot partition under `boot/efi`: `esp` or a number.",
+        "string",
+        "Append a boot partition under `boot/efi`: `esp` or a number; unset or `none`: no boot partition.",
     ),
-    (
+    Field::new(
         "curtin_hooks",
+        "string",
         "A local directory added as `curtin/` (mode 0750), e.g. holding `curtin-hooks`.",
     ),
-    (
+    Field::new(
         "compression_level",
-        "gzip level 1–12 (libdeflate; default 6 ≈ `gzip -9`'s ratio).",
-    ),
-    (
+        "int",
+        "gzip level 1–12 (libdeflate; 6 gives about `gzip -9`'s ratio).",
+    )
+    .default("6"),
+    Field::new(
         "scrub",
-        "Clean machine-id, host keys, cloud-init state, histories… while streaming (default true).",
-    ),
-    (
+        "bool",
+        "Clean machine-id, host keys, cloud-init state, histories… while streaming.",
+    )
+    .default("true"),
+    Field::new(
         "scrub_skip",
+        "[]string",
         "Scrub rules to leave out, by name (e.g. `logs`).",
     ),
-    ("keep_input_artifact", "Keep the disk image (default true)."),
-    (
-        "scan",
-        "Block: the leak scan gate (`enabled`, `allow = [\"rule:glob\", …]`).",
+    Field::new(
+        "keep_input_artifact",
+        "bool",
+        "Keep the disk image (it is always kept).",
     ),
+    SCAN,
 ];
 
-pub const DD_FIELDS: &[(&str, &str)] = &[
-    (
+/// `post-processor "maas-dd"`.
+pub static DD_SCHEMA: Schema = Schema {
+    kind: PluginKind::PostProcessor,
+    name: "maas-dd",
+    summary: "The whole disk as MAAS writes it to a machine (raw, gzip or xz), leak-scanned.",
+    groups: &[DD_FIELDS],
+    example: &[("format", "ddxz")],
+};
+
+pub static DD_FIELDS: &[Field] = &[
+    Field::new(
         "output",
-        "The disk file; default `{{.BuildName}}.dd.gz` (by format).",
+        "string",
+        "The disk file; `{{.BuildName}}` is rendered.",
+    )
+    .computed("`{{.BuildName}}.dd.gz`, `.dd.xz` or `.dd` by `format`"),
+    Field::new("format", "string", "`ddgz`, `ddxz` or `ddraw`.").default("ddgz"),
+    Field::new("compression_level", "int", "Compression level, 1 to 12.").default("6"),
+    Field::new(
+        "keep_input_artifact",
+        "bool",
+        "Keep the disk image (it is always kept).",
     ),
-    ("format", "`ddgz` (default), `ddxz` or `ddraw`."),
-    ("compression_level", "Compression level (default 6)."),
-    ("keep_input_artifact", "Keep the disk image (default true)."),
-    (
-        "scan",
-        "Block: the leak scan gate (`enabled`, `allow = [\"rule:glob\", …]`).",
-    ),
+    SCAN,
 ];
 
-pub const UPLOAD_FIELDS: &[(&str, &str)] = &[
-    ("url", "MAAS URL, e.g. `http://maas:5240/MAAS`."),
-    (
+/// `post-processor "maas-upload"`.
+pub static UPLOAD_SCHEMA: Schema = Schema {
+    kind: PluginKind::PostProcessor,
+    name: "maas-upload",
+    summary: "Upload the artifact of the previous post-processor to a MAAS region's boot resources.",
+    groups: &[UPLOAD_FIELDS],
+    example: &[
+        ("url", "http://maas.example:5240/MAAS"),
+        ("name", "custom/debian-12"),
+    ],
+};
+
+pub static UPLOAD_FIELDS: &[Field] = &[
+    Field::new("url", "string", "MAAS URL, e.g. `http://maas:5240/MAAS`.").required(),
+    Field::new(
         "api_key",
-        "`consumer:token:secret` (sensitive); default the `MAAS_API_KEY` environment variable.",
-    ),
-    ("name", "Boot resource name, e.g. `custom/debian-12`."),
-    ("title", "Title shown in MAAS (default: the name)."),
-    ("architecture", "Default `amd64/generic`."),
-    (
+        "string",
+        "`consumer:token:secret`; unset: the `MAAS_API_KEY` environment variable.",
+    )
+    .sensitive(),
+    Field::new(
+        "name",
+        "string",
+        "Boot resource name, e.g. `custom/debian-12`.",
+    )
+    .required(),
+    Field::new("title", "string", "Title shown in MAAS; unset: the name."),
+    Field::new("architecture", "string", "MAAS architecture of the image.")
+        .default("amd64/generic"),
+    Field::new(
         "filetype",
-        "`tgz`, `ddgz`, `ddxz`, `ddraw`… (default: detected; a mismatch is an error).",
+        "string",
+        "`tgz`, `ddgz`, `ddxz`, `ddraw`…; unset: detected (a mismatch is an error).",
     ),
-    (
+    Field::new(
         "base_image",
+        "string",
         "For non-Ubuntu custom images, e.g. `ubuntu/jammy`.",
     ),
-    (
+    Field::new(
         "keep_input_artifact",
-        "Keep the uploaded file (default true).",
+        "bool",
+        "Keep the uploaded file (it is always kept).",
     ),
 ];
 
 /// `scan { enabled = true, allow = ["rule:glob", …] }`.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct ScanGate {
     pub enabled: bool,
     /// (rule, path glob); an empty glob allows the rule anywhere.
@@ -128,7 +198,7 @@ fn decode_scan(d: &mut Decoder<'_>) -> ScanGate {
     gate
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct TgzConfig {
     pub output: String,
     pub root: RootSelector,
@@ -141,17 +211,14 @@ pub struct TgzConfig {
 }
 
 pub fn decode_tgz(body: &Body, what: &str, cwd: &Path) -> Result<TgzConfig, Vec<DecodeError>> {
-    let mut d = Decoder::new(body, what);
-    let output = d.or("output", "{{.BuildName}}.tar.gz".to_string());
+    let mut d = Decoder::with_schema(body, what, &TGZ_SCHEMA);
+    let output: String = d.or_default("output");
     let root_partition: Option<u32> = d.opt("root_partition");
     let root_label: Option<String> = d.opt("root_label");
     let boot: Option<String> = d.opt("boot_partition");
     let curtin_hooks: Option<String> = d.opt("curtin_hooks");
-    let level: i64 = d.or(
-        "compression_level",
-        i64::from(kiln_maas::tgz::DEFAULT_LEVEL),
-    );
-    let scrub = d.or("scrub", true);
+    let level: i64 = d.or_default("compression_level");
+    let scrub = d.or_default("scrub");
     let scrub_skip: Vec<String> = d.or("scrub_skip", Vec::new());
     let _ = d.opt::<bool>("keep_input_artifact");
     let scan = decode_scan(&mut d);
@@ -233,7 +300,7 @@ fn dedup<'a>(names: &[&'a str]) -> Vec<&'a str> {
     out
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct DdConfig {
     pub output: Option<String>,
     pub format: DdFormat,
@@ -242,10 +309,10 @@ pub struct DdConfig {
 }
 
 pub fn decode_dd(body: &Body, what: &str) -> Result<DdConfig, Vec<DecodeError>> {
-    let mut d = Decoder::new(body, what);
+    let mut d = Decoder::with_schema(body, what, &DD_SCHEMA);
     let output: Option<String> = d.opt("output");
-    let format_text = d.or("format", "ddgz".to_string());
-    let level: i64 = d.or("compression_level", 6);
+    let format_text: String = d.or_default("format");
+    let level: i64 = d.or_default("compression_level");
     let _ = d.opt::<bool>("keep_input_artifact");
     let scan = decode_scan(&mut d);
     let format = DdFormat::parse(&format_text).unwrap_or_else(|| {
@@ -265,7 +332,7 @@ pub fn decode_dd(body: &Body, what: &str) -> Result<DdConfig, Vec<DecodeError>> 
     })
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct UploadConfig {
     pub url: String,
     /// `None`: read `MAAS_API_KEY` at run time.
@@ -278,12 +345,12 @@ pub struct UploadConfig {
 }
 
 pub fn decode_upload(body: &Body, what: &str) -> Result<UploadConfig, Vec<DecodeError>> {
-    let mut d = Decoder::new(body, what);
+    let mut d = Decoder::with_schema(body, what, &UPLOAD_SCHEMA);
     let url: Option<String> = d.required("url");
     let api_key: Option<String> = d.opt("api_key");
     let name: Option<String> = d.required("name");
     let title = d.opt("title");
-    let architecture = d.or("architecture", "amd64/generic".to_string());
+    let architecture = d.or_default("architecture");
     let filetype = d.opt("filetype");
     let base_image = d.opt("base_image");
     let _ = d.opt::<bool>("keep_input_artifact");

@@ -6,21 +6,41 @@ use std::path::{Path, PathBuf};
 
 use kiln_template::body::Body;
 use kiln_template::decode::{DecodeError, Decoder};
+use kiln_template::schema::{Field, PluginKind, Schema};
 
 use crate::artifact::Artifact;
 
-pub const FIELDS: &[(&str, &str)] = &[
-    ("output", "Where to write; default `packer-manifest.json`."),
-    ("strip_path", "Record file names without their directories."),
-    ("strip_time", "Record `build_time` as 0."),
-    ("custom_data", "A map of strings copied into the record."),
-    (
+/// `post-processor "manifest"`.
+pub static SCHEMA: Schema = Schema {
+    kind: PluginKind::PostProcessor,
+    name: "manifest",
+    summary: "Packer's JSON record of the build's artifacts, appended to across the builds of a run.",
+    groups: &[FIELDS],
+    example: &[("output", "manifest.json"), ("strip_path", "true")],
+};
+
+pub static FIELDS: &[Field] = &[
+    Field::new("output", "string", "Where to write the manifest.").default("packer-manifest.json"),
+    Field::new(
+        "strip_path",
+        "bool",
+        "Record file names without their directories.",
+    )
+    .default("false"),
+    Field::new("strip_time", "bool", "Record `build_time` as 0.").default("false"),
+    Field::new(
+        "custom_data",
+        "map[string]string",
+        "Strings copied into the record.",
+    ),
+    Field::new(
         "keep_input_artifact",
+        "bool",
         "Accepted for Packer compatibility (the input is always kept).",
     ),
 ];
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ManifestConfig {
     pub output: String,
     pub strip_path: bool,
@@ -29,10 +49,10 @@ pub struct ManifestConfig {
 }
 
 pub fn decode(body: &Body, what: &str) -> Result<ManifestConfig, Vec<DecodeError>> {
-    let mut d = Decoder::new(body, what);
-    let output = d.or("output", "packer-manifest.json".to_string());
-    let strip_path = d.or("strip_path", false);
-    let strip_time = d.or("strip_time", false);
+    let mut d = Decoder::with_schema(body, what, &SCHEMA);
+    let output = d.or_default("output");
+    let strip_path = d.or_default("strip_path");
+    let strip_time = d.or_default("strip_time");
     let custom_data = d.opt("custom_data");
     let _ = d.opt::<bool>("keep_input_artifact");
     d.finish()?;

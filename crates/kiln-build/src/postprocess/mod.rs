@@ -12,7 +12,8 @@ use kiln_template::decode::DecodeError;
 
 use crate::provision::shell_local::{self, ShellLocalConfig};
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(untagged)]
 pub enum PostProcessorConfig {
     Manifest(manifest::ManifestConfig),
     Checksum(checksum::ChecksumConfig),

@@ -3,23 +3,33 @@
 
 use kiln_template::body::Body;
 use kiln_template::decode::{DecodeError, Decoder};
+use kiln_template::schema::{Field, PluginKind, Schema};
 use tokio::io::AsyncBufReadExt;
 
-pub const FIELDS: &[(&str, &str)] = &[
-    ("note", "Shown when the build pauses."),
-    ("disable", "Skip this breakpoint."),
+/// `provisioner "breakpoint"`.
+pub static SCHEMA: Schema = Schema {
+    kind: PluginKind::Provisioner,
+    name: "breakpoint",
+    summary: "Pause the build so the user can look inside the guest, until Enter is pressed (skipped when stdin is not a terminal).",
+    groups: &[FIELDS],
+    example: &[("note", "look at /etc before the cleanup")],
+};
+
+pub static FIELDS: &[Field] = &[
+    Field::new("note", "string", "Shown when the build pauses.").default(""),
+    Field::new("disable", "bool", "Skip this breakpoint.").default("false"),
 ];
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct BreakpointConfig {
     pub note: String,
     pub disable: bool,
 }
 
 pub fn decode(body: &Body, what: &str) -> Result<BreakpointConfig, Vec<DecodeError>> {
-    let mut d = Decoder::new(body, what);
-    let note = d.or("note", String::new());
-    let disable = d.or("disable", false);
+    let mut d = Decoder::with_schema(body, what, &SCHEMA);
+    let note = d.or_default("note");
+    let disable = d.or_default("disable");
     d.finish()?;
     Ok(BreakpointConfig { note, disable })
 }

@@ -8,32 +8,51 @@ use kiln_qemu::placeholders::{self, TemplateData};
 use kiln_template::body::Body;
 use kiln_template::decode::{DecodeError, Decoder};
 use kiln_template::load::input::{InputError, InputKind, check_input, read_input};
+use kiln_template::schema::{Field, PluginKind, Schema};
 
-pub const FIELDS: &[(&str, &str)] = &[
-    (
+/// `provisioner "file"`.
+pub static SCHEMA: Schema = Schema {
+    kind: PluginKind::Provisioner,
+    name: "file",
+    summary: "Files or directories uploaded to the guest (or downloaded from it) with Packer's trailing-slash rules.",
+    groups: &[FIELDS],
+    example: &[("content", "hello"), ("destination", "/tmp/hello")],
+};
+
+pub static FIELDS: &[Field] = &[
+    Field::new(
         "source",
-        "A local file or directory (upload) or remote path (download).",
+        "string",
+        "A local file or directory (upload) or a remote path (download). One of `source`, `sources` or `content` is required.",
     ),
-    (
+    Field::new(
         "sources",
+        "[]string",
         "Several sources; the destination should end with `/`.",
     ),
-    ("content", "Text to upload as the destination file."),
-    ("destination", "Where to put it (required)."),
-    ("direction", "`upload` (default) or `download`."),
-    (
-        "generated",
-        "The source is made during the build: skip the existence check.",
+    Field::new(
+        "content",
+        "string",
+        "Text to upload as the destination file.",
     ),
+    Field::new("destination", "string", "Where to put it.").required(),
+    Field::new("direction", "string", "`upload` or `download`.").default("upload"),
+    Field::new(
+        "generated",
+        "bool",
+        "The source is made during the build: skip the check that it exists.",
+    )
+    .default("false"),
 ];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Direction {
     Upload,
     Download,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct FileConfig {
     pub sources: Vec<String>,
     pub content: Option<String>,
@@ -43,13 +62,13 @@ pub struct FileConfig {
 }
 
 pub fn decode(body: &Body, what: &str, cwd: &Path) -> Result<FileConfig, Vec<DecodeError>> {
-    let mut d = Decoder::new(body, what);
+    let mut d = Decoder::with_schema(body, what, &SCHEMA);
     let source: Option<String> = d.opt("source");
     let mut sources: Vec<String> = d.or("sources", Vec::new());
     let content: Option<String> = d.opt("content");
     let destination: Option<String> = d.required("destination");
-    let direction_text = d.or("direction", "upload".to_string());
-    let generated = d.or("generated", false);
+    let direction_text: String = d.or_default("direction");
+    let generated: bool = d.or_default("generated");
     let direction = match direction_text.as_str() {
         "upload" => Direction::Upload,
         "download" => Direction::Download,

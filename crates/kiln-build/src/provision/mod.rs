@@ -12,7 +12,8 @@ use kiln_template::body::Body;
 use kiln_template::decode::DecodeError;
 
 /// A provisioner of a supported type.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(untagged)]
 pub enum ProvisionerConfig {
     Shell(shell::ShellConfig),
     File(file::FileConfig),

@@ -12,73 +12,96 @@ use kiln_qemu::placeholders::{self, TemplateData};
 use kiln_template::body::Body;
 use kiln_template::decode::{DecodeError, Decoder, GoDuration};
 use kiln_template::load::input::{InputError, check_input, read_input};
+use kiln_template::schema::{Field, PluginKind, Schema};
 
 /// The largest script the `shell` provisioner reads (it is held in memory
 /// to convert line endings and upload): 1 GiB.
 pub const SCRIPT_LIMIT: u64 = 1 << 30;
 
-/// The documented fields, in Packer's spelling.
-pub const FIELDS: &[(&str, &str)] = &[
-    ("inline", "Commands, one per line of a generated script."),
-    ("script", "One local script to upload and run."),
-    ("scripts", "Local scripts to upload and run in order."),
-    (
+/// `provisioner "shell"`.
+pub static SCHEMA: Schema = Schema {
+    kind: PluginKind::Provisioner,
+    name: "shell",
+    summary: "Scripts run in the guest over SSH: each uploaded to `remote_path`, made executable, run through `execute_command` with the environment in `{{.Vars}}`, its exit code checked, then removed.",
+    groups: &[FIELDS],
+    example: &[("inline", r#"["echo hello"]"#)],
+};
+
+/// The fields, in Packer's spelling.
+pub static FIELDS: &[Field] = &[
+    Field::new(
+        "inline",
+        "[]string",
+        "Commands, one per line of a generated script. One of `inline`, `script` or `scripts` is required.",
+    ),
+    Field::new("script", "string", "One local script to upload and run."),
+    Field::new("scripts", "[]string", "Local scripts to upload and run in order."),
+    Field::new(
         "environment_vars",
+        "[]string",
         "`KEY=value` strings exported to every script.",
     ),
-    (
+    Field::new(
         "env",
-        "A map of environment variables (merged with environment_vars).",
+        "map[string]string",
+        "A map of environment variables (merged with `environment_vars`).",
     ),
-    (
+    Field::new(
         "execute_command",
-        "Default `chmod +x {{.Path}}; {{.Vars}} {{.Path}}`.",
-    ),
-    (
+        "string",
+        "How a script is run; `{{.Path}}`, `{{.Vars}}` and `{{.EnvVarFile}}` are rendered.",
+    )
+    .computed("`chmod +x {{.Path}}; {{.Vars}} {{.Path}}`; with `use_env_var_file`, `chmod +x {{.Path}}; . {{.EnvVarFile}} && {{.Path}}`"),
+    Field::new(
         "inline_shebang",
-        "Shebang of the inline script; default `/bin/sh -e`.",
-    ),
-    (
-        "remote_folder",
-        "Where scripts are uploaded; default `/tmp`.",
-    ),
-    ("remote_file", "Script file name; default `script_NNNN.sh`."),
-    (
-        "remote_path",
-        "Full remote path; default remote_folder/remote_file.",
-    ),
-    (
+        "string",
+        "Shebang of the inline script.",
+    )
+    .computed("`/bin/sh -e`, unless the first inline line is a shebang"),
+    Field::new("remote_folder", "string", "Where scripts are uploaded.").default("/tmp"),
+    Field::new("remote_file", "string", "File name of the uploaded script.")
+        .computed("`script_NNNN.sh`, stable for the build step"),
+    Field::new("remote_path", "string", "Full remote path of the script.")
+        .computed("`<remote_folder>/<remote_file>`"),
+    Field::new(
         "expect_disconnect",
-        "A lost connection (reboot) is not an error.",
-    ),
-    (
+        "bool",
+        "A lost connection (a reboot) is not an error.",
+    )
+    .default("false"),
+    Field::new(
         "valid_exit_codes",
-        "Exit codes that count as success; default [0].",
-    ),
-    ("skip_clean", "Leave the uploaded scripts in the guest."),
-    (
+        "[]int",
+        "Exit codes that count as success.",
+    )
+    .default("[0]"),
+    Field::new("skip_clean", "bool", "Leave the uploaded scripts in the guest.").default("false"),
+    Field::new(
         "start_retry_timeout",
-        "How long to retry starting a script (reboots); default 5m.",
-    ),
-    ("binary", "Upload scripts as they are (no CRLF → LF)."),
-    (
+        "duration",
+        "How long to retry starting a script (the guest may be rebooting).",
+    )
+    .default("5m"),
+    Field::new("binary", "bool", "Upload scripts as they are (no CRLF → LF).").default("false"),
+    Field::new(
         "use_env_var_file",
-        "Write the variables to a file and source it.",
-    ),
-    (
-        "env_var_format",
-        "printf format of one variable; default `%s='%s' `.",
-    ),
-    ("pause_after", "Wait this long after the provisioner."),
+        "bool",
+        "Write the variables to a file in the guest and source it.",
+    )
+    .default("false"),
+    Field::new("env_var_format", "string", "printf format of one variable.")
+        .computed("`%s='%s' `; with `use_env_var_file`, `export %s='%s'` and a newline"),
+    Field::new("pause_after", "duration", "Wait this long after the provisioner."),
 ];
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Source {
     Inline(Vec<String>),
     Scripts(Vec<PathBuf>),
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ShellConfig {
     pub source: Source,
     pub environment_vars: Vec<String>,
@@ -106,27 +129,26 @@ pub fn decode(
     cwd: &Path,
     seed: u64,
 ) -> Result<ShellConfig, Vec<DecodeError>> {
-    let mut d = Decoder::new(body, what);
+    let mut d = Decoder::with_schema(body, what, &SCHEMA);
     let inline: Option<Vec<String>> = d.opt("inline");
     let script: Option<String> = d.opt("script");
     let scripts: Option<Vec<String>> = d.opt("scripts");
     let environment_vars: Vec<String> = d.or("environment_vars", Vec::new());
     let env: BTreeMap<String, String> = d.or("env", BTreeMap::new());
-    let use_env_var_file = d.or("use_env_var_file", false);
+    let use_env_var_file = d.or_default("use_env_var_file");
     let execute_command: Option<String> = d.opt("execute_command");
     let inline_shebang: Option<String> = d.opt("inline_shebang");
-    let remote_folder = d.or("remote_folder", "/tmp".to_string());
+    let remote_folder: String = d.or_default("remote_folder");
     let remote_file: Option<String> = d.opt("remote_file");
     let remote_path: Option<String> = d.opt("remote_path");
-    let expect_disconnect = d.or("expect_disconnect", false);
-    let valid_exit_codes = d.or("valid_exit_codes", vec![0i64]);
-    let skip_clean = d.or("skip_clean", false);
-    let start_retry_timeout = d
-        .opt::<GoDuration>("start_retry_timeout")
-        .map(|g| g.0)
-        .filter(|d| !d.is_zero())
-        .unwrap_or(Duration::from_secs(300));
-    let binary = d.or("binary", false);
+    let expect_disconnect = d.or_default("expect_disconnect");
+    let valid_exit_codes: Vec<i64> = d.or_default("valid_exit_codes");
+    let skip_clean = d.or_default("skip_clean");
+    let start_retry_timeout = match d.opt::<GoDuration>("start_retry_timeout") {
+        Some(GoDuration(t)) if !t.is_zero() => t,
+        _ => d.default_of::<GoDuration>("start_retry_timeout").0,
+    };
+    let binary = d.or_default("binary");
     let env_var_format: Option<String> = d.opt("env_var_format");
     let pause_after = d
         .opt::<GoDuration>("pause_after")
@@ -626,10 +648,7 @@ mod tests {
     fn every_documented_field_is_decoded() {
         // A documented field the decoder did not ask for would be reported
         // as unknown; null values count as unset.
-        let mut attrs: Vec<(&str, Value)> = FIELDS
-            .iter()
-            .map(|(name, _)| (*name, Value::Null))
-            .collect();
+        let mut attrs: Vec<(&str, Value)> = FIELDS.iter().map(|f| (f.name, Value::Null)).collect();
         attrs.retain(|(n, _)| *n != "inline");
         attrs.push(("inline", strings(&["x"])));
         assert!(decode(&body(attrs), "p", Path::new("."), 1).is_ok());

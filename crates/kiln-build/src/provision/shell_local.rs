@@ -12,50 +12,93 @@ use kiln_qemu::placeholders::{self, TemplateData};
 use kiln_template::body::Body;
 use kiln_template::decode::{DecodeError, Decoder};
 use kiln_template::load::input::check_input;
+use kiln_template::schema::{Field, PluginKind, Schema};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::shell::{BuildFacts, environment, flatten_env};
 use crate::events::{BuildEvents, Stream};
 
-pub const FIELDS: &[(&str, &str)] = &[
-    ("command", "One command (same as a one-line `inline`)."),
-    ("inline", "Commands written to a temporary script."),
-    ("script", "One local script."),
-    ("scripts", "Local scripts run in order."),
-    ("environment_vars", "`KEY=value` strings for `{{.Vars}}`."),
-    ("env", "A map of environment variables for `{{.Vars}}`."),
-    (
+/// `provisioner "shell-local"`.
+pub static PROVISIONER_SCHEMA: Schema = Schema {
+    kind: PluginKind::Provisioner,
+    name: "shell-local",
+    summary: "Commands run on the build host: inline commands written to a temporary script with a shebang, every script run through `execute_command` in the working directory, output streamed, exit code checked.",
+    groups: &[FIELDS],
+    example: &[("inline", r#"["echo hello"]"#)],
+};
+
+/// `post-processor "shell-local"`: the provisioner's fields and
+/// `keep_input_artifact`.
+pub static POST_PROCESSOR_SCHEMA: Schema = Schema {
+    kind: PluginKind::PostProcessor,
+    name: "shell-local",
+    summary: "Commands run on the build host after the build, as the `shell-local` provisioner runs them.",
+    groups: &[FIELDS, POST_PROCESSOR_FIELDS],
+    example: &[("inline", r#"["echo hello"]"#)],
+};
+
+pub static FIELDS: &[Field] = &[
+    Field::new(
+        "command",
+        "string",
+        "One command (the same as a one-line `inline`).",
+    ),
+    Field::new(
+        "inline",
+        "[]string",
+        "Commands written to a temporary script. One of `command`, `inline`, `script` or `scripts` is required.",
+    ),
+    Field::new("script", "string", "One local script."),
+    Field::new("scripts", "[]string", "Local scripts run in order."),
+    Field::new(
+        "environment_vars",
+        "[]string",
+        "`KEY=value` strings for `{{.Vars}}`.",
+    ),
+    Field::new(
+        "env",
+        "map[string]string",
+        "A map of environment variables for `{{.Vars}}`.",
+    ),
+    Field::new(
         "execute_command",
-        "argv template; default [\"/bin/sh\", \"-c\", \"{{.Vars}} {{.Script}}\"].",
+        "[]string",
+        "argv of each run; `{{.Vars}}` and `{{.Script}}` are rendered.",
+    )
+    .default(r#"["/bin/sh", "-c", "{{.Vars}} {{.Script}}"]"#),
+    Field::new("inline_shebang", "string", "Shebang of the inline script.").default("/bin/sh -e"),
+    Field::new(
+        "only_on",
+        "[]string",
+        "Run only on these host OSes (`darwin`, `freebsd`, `linux`, `openbsd`, `solaris`, `windows`); empty: everywhere.",
     ),
-    (
-        "inline_shebang",
-        "Shebang of the inline script; default `/bin/sh -e`.",
-    ),
-    ("only_on", "Run only on these host OSes (linux, darwin, …)."),
-    (
+    Field::new(
         "valid_exit_codes",
-        "Exit codes that count as success; default [0].",
-    ),
-    (
+        "[]int",
+        "Exit codes that count as success.",
+    )
+    .default("[0]"),
+    Field::new(
         "tempfile_extension",
+        "string",
         "Extension of the temporary inline script.",
     ),
-    (
+    Field::ignored(
         "use_linux_pathing",
-        "Windows WSL paths (not supported on Linux hosts; accepted and ignored).",
+        "bool",
+        "Windows Subsystem for Linux paths; not used on the Linux hosts kiln runs on.",
     ),
-    (
-        "env_var_format",
-        "printf format of one variable; default `%s='%s' `.",
-    ),
-    (
-        "keep_input_artifact",
-        "Post-processor only: keep the input artifact.",
-    ),
+    Field::new("env_var_format", "string", "printf format of one variable.").default("%s='%s' "),
 ];
 
-#[derive(Clone, Debug, PartialEq)]
+/// Fields only the post-processor has.
+pub static POST_PROCESSOR_FIELDS: &[Field] = &[Field::new(
+    "keep_input_artifact",
+    "bool",
+    "Keep the input artifact (it is always kept).",
+)];
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ShellLocalConfig {
     pub inline: Vec<String>,
     pub scripts: Vec<PathBuf>,
@@ -81,27 +124,24 @@ pub fn decode(
     cwd: &Path,
     post_processor: bool,
 ) -> Result<ShellLocalConfig, Vec<DecodeError>> {
-    let mut d = Decoder::new(body, what);
+    let schema = if post_processor {
+        &POST_PROCESSOR_SCHEMA
+    } else {
+        &PROVISIONER_SCHEMA
+    };
+    let mut d = Decoder::with_schema(body, what, schema);
     let command: Option<String> = d.opt("command");
     let mut inline: Vec<String> = d.or("inline", Vec::new());
     let script: Option<String> = d.opt("script");
     let mut scripts: Vec<String> = d.or("scripts", Vec::new());
     let environment_vars: Vec<String> = d.or("environment_vars", Vec::new());
     let env: BTreeMap<String, String> = d.or("env", BTreeMap::new());
-    let execute_command: Vec<String> = d.or(
-        "execute_command",
-        vec![
-            "/bin/sh".into(),
-            "-c".into(),
-            "{{.Vars}} {{.Script}}".into(),
-        ],
-    );
-    let inline_shebang = d.or("inline_shebang", "/bin/sh -e".to_string());
+    let execute_command: Vec<String> = d.or_default("execute_command");
+    let inline_shebang: String = d.or_default("inline_shebang");
     let only_on: Vec<String> = d.or("only_on", Vec::new());
-    let valid_exit_codes = d.or("valid_exit_codes", vec![0i64]);
+    let valid_exit_codes: Vec<i64> = d.or_default("valid_exit_codes");
     let tempfile_extension: Option<String> = d.opt("tempfile_extension");
-    let _ = d.opt::<bool>("use_linux_pathing");
-    let env_var_format = d.or("env_var_format", "%s='%s' ".to_string());
+    let env_var_format: String = d.or_default("env_var_format");
     if post_processor {
         let _ = d.opt::<bool>("keep_input_artifact");
     }

@@ -1,6 +1,7 @@
 use super::*;
 use crate::schema::FIELDS;
 use crate::testutil::*;
+use kiln_template::value::Value;
 
 fn errors(attrs: &[(&str, Value)]) -> Vec<String> {
     match QemuConfig::decode(&body(attrs), "x") {

@@ -640,7 +640,8 @@ fn check_only_except(
     true
 }
 
-const PROVISIONER_COMMON: &[&str] = &[
+/// Fields every provisioner block has (Packer's), taken by the loader.
+pub const PROVISIONER_COMMON: &[&str] = &[
     "name",
     "pause_before",
     "max_retries",
@@ -721,7 +722,8 @@ fn provisioner(
     Some(p)
 }
 
-const POST_PROCESSOR_COMMON: &[&str] = &["name", "only", "except", "keep_input_artifact"];
+/// Fields every post-processor block has (Packer's), taken by the loader.
+pub const POST_PROCESSOR_COMMON: &[&str] = &["name", "only", "except", "keep_input_artifact"];
 
 fn post_processor_chain(
     ev: &Evaluator<'_>,

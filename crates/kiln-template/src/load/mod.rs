@@ -67,6 +67,7 @@ use crate::span::Span;
 use crate::syntax::SExpr;
 use crate::value::{Type, Value};
 
+pub use builds::{POST_PROCESSOR_COMMON, PROVISIONER_COMMON};
 pub use filter::BuildFilter;
 pub use vars::describe_origin;
 pub use version::PACKER_COMPAT_VERSION;

@@ -147,17 +147,10 @@ pub fn run(args: &Args) -> Exit {
         return Exit::Usage;
     }
 
+    // Sensitive variables, and what is written in the fields the schemas
+    // mark sensitive.
     let mut secrets = loaded.sensitive_values();
-    for spec in &planned.specs {
-        if let SourceSpec::Qemu(q) = &spec.source {
-            if let Some(pw) = q.ssh().and_then(|s| s.password.as_ref()) {
-                secrets.push(pw.expose().clone());
-            }
-            if let Some(pw) = &q.vnc.password {
-                secrets.push(pw.expose().clone());
-            }
-        }
-    }
+    secrets.extend(kiln_build::schema::sensitive_values(&loaded));
     let redactor = Redactor::new(secrets.clone());
     render::set_redactor(&redactor);
     let run_id = run_uuid();

@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod cache;
+pub mod docs;
 pub mod doctor;
 pub mod fmt;
 pub mod init;
@@ -29,8 +30,11 @@ pub fn load_template(args: &TemplateArgs, failed: Exit) -> Result<Loaded, Exit> 
     };
     match load::load(&opts) {
         Ok(l) => {
-            // From here on, nothing printed can carry a sensitive value.
-            render::set_redactor(&kiln_secret::Redactor::new(l.sensitive_values()));
+            // From here on, nothing printed can carry a sensitive value:
+            // sensitive variables, and literals in fields the schemas mark.
+            let mut secrets = l.sensitive_values();
+            secrets.extend(kiln_build::schema::sensitive_values(&l));
+            render::set_redactor(&kiln_secret::Redactor::new(secrets));
             render::diagnostics(&[], &l.warnings);
             Ok(l)
         }
