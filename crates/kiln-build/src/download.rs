@@ -345,34 +345,9 @@ async fn hash_with_progress(
         .map_err(DownloadError::from)
 }
 
-/// The identity of a file's current contents, cheap to read.
-#[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
-struct Memo {
-    path: String,
-    size: u64,
-    mtime_ns: i128,
-    inode: u64,
-    algorithm: String,
-    hex: String,
-}
-
-fn memo_for(path: &Path, checksum: &Checksum) -> Option<Memo> {
-    use std::os::unix::fs::MetadataExt;
-    let canonical = std::fs::canonicalize(path).ok()?;
-    let meta = std::fs::metadata(&canonical).ok()?;
-    Some(Memo {
-        path: canonical.to_string_lossy().into_owned(),
-        size: meta.len(),
-        mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-        inode: meta.ino(),
-        algorithm: checksum.algorithm.name().into(),
-        hex: checksum.hex.clone(),
-    })
-}
-
-fn memo_path(cache_dir: &Path, memo: &Memo) -> PathBuf {
-    let key = sha2::Sha256::digest(format!("{}\0{}", memo.path, memo.algorithm).as_bytes());
-    cache_dir.join("verified").join(hex::encode(&key[..16]))
+/// Where verified digests of files are remembered, by the file's identity.
+fn memo(cache_dir: &Path) -> kiln_fs::DigestMemo {
+    kiln_fs::DigestMemo::new(cache_dir.join("verified"))
 }
 
 /// Verify `path` against `expected` unless a memo says this very file was
@@ -387,13 +362,9 @@ async fn verify_remembered(
     let Some(expected) = expected else {
         return Ok(true);
     };
-    if let Some(memo) = memo_for(path, expected) {
-        let stored = std::fs::read(memo_path(cache_dir, &memo))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Memo>(&b).ok());
-        if stored.as_ref() == Some(&memo) {
-            return Ok(true);
-        }
+    let algorithm = expected.algorithm.name();
+    if memo(cache_dir).get(path, algorithm).as_deref() == Some(expected.hex.as_str()) {
+        return Ok(true);
     }
     let actual = hash_with_progress(path, expected.algorithm, progress).await?;
     if actual != expected.hex {
@@ -410,19 +381,8 @@ async fn verify_remembered(
 /// Record that `path` as it is now matches `checksum` (best effort: a
 /// memo that cannot be written only costs a hash next time).
 fn remember(cache_dir: &Path, path: &Path, checksum: Option<&Checksum>) {
-    let Some(checksum) = checksum else { return };
-    let Some(memo) = memo_for(path, checksum) else {
-        return;
-    };
-    let file = memo_path(cache_dir, &memo);
-    if let Some(dir) = file.parent()
-        && std::fs::create_dir_all(dir).is_ok()
-        && let Ok(json) = serde_json::to_vec(&memo)
-    {
-        let tmp = file.with_extension("tmp");
-        if std::fs::write(&tmp, json).is_ok() {
-            let _ = std::fs::rename(&tmp, &file);
-        }
+    if let Some(checksum) = checksum {
+        memo(cache_dir).put(path, checksum.algorithm.name(), &checksum.hex);
     }
 }
 

@@ -115,11 +115,13 @@ pub enum CheckpointError {
     },
     #[error(transparent)]
     Start(#[from] ProcessError),
-    #[error("`{command}` failed ({status}): {stderr}")]
-    Tool {
+    #[error(transparent)]
+    Tool(#[from] kiln_exec::ExecError),
+    #[error("cannot read what `{command}` printed: {source}")]
+    ToolOutput {
         command: String,
-        status: String,
-        stderr: String,
+        #[source]
+        source: serde_json::Error,
     },
     #[error("cannot {op} `{}`: {source}", path.display())]
     Io {
@@ -435,30 +437,9 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| CheckpointError::Join(e.to_string()))
 }
 
+/// Runs a host tool (`qemu-img`, `zstd`); stdout on success.
 pub(crate) async fn run_tool(program: &str, args: &[String]) -> Result<String, CheckpointError> {
-    let command = std::iter::once(program.to_string())
-        .chain(args.iter().cloned())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let out = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| CheckpointError::Tool {
-            command: command.clone(),
-            status: "not started".into(),
-            stderr: e.to_string(),
-        })?;
-    if !out.status.success() {
-        return Err(CheckpointError::Tool {
-            command,
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(kiln_exec::Program::new(program).args(args).run().await?)
 }
 
 fn path_str(p: &Path) -> String {
@@ -505,10 +486,9 @@ pub(crate) async fn image_info(path: &Path) -> Result<Value, CheckpointError> {
         ],
     )
     .await?;
-    serde_json::from_str(&text).map_err(|e| CheckpointError::Tool {
+    serde_json::from_str(&text).map_err(|source| CheckpointError::ToolOutput {
         command: format!("qemu-img info -U --output=json {}", path.display()),
-        status: "bad output".into(),
-        stderr: e.to_string(),
+        source,
     })
 }
 
