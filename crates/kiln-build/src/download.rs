@@ -64,8 +64,13 @@ pub enum DownloadError {
     },
     #[error("local file {path} (from `{url}`) does not exist")]
     Missing { url: String, path: PathBuf },
-    #[error("download of {url} failed: {message}")]
-    Http { url: String, message: String },
+    #[error("download of {url} failed: {error}")]
+    Http { url: String, error: reqwest::Error },
+    #[error("download of {url} failed: server answered {status}")]
+    HttpStatus {
+        url: String,
+        status: reqwest::StatusCode,
+    },
     #[error(
         "unsupported URL scheme in `{0}` (kiln fetches http, https and file URLs and local paths)"
     )]
@@ -221,13 +226,13 @@ async fn resolve_checksum(
 }
 
 async fn http_text(url: &str) -> Result<String, DownloadError> {
-    let http = |message: String| DownloadError::Http {
+    let http = |error| DownloadError::Http {
         url: url.to_string(),
-        message,
+        error,
     };
-    let resp = reqwest::get(url).await.map_err(|e| http(e.to_string()))?;
-    let resp = resp.error_for_status().map_err(|e| http(e.to_string()))?;
-    resp.text().await.map_err(|e| http(e.to_string()))
+    let resp = reqwest::get(url).await.map_err(http)?;
+    let resp = resp.error_for_status().map_err(http)?;
+    resp.text().await.map_err(http)
 }
 
 /// The cache file name: by checksum when known, else by URL.
@@ -255,9 +260,9 @@ async fn transfer(
     expected: Option<&Checksum>,
     progress: &(dyn Fn(DownloadProgress) + Send + Sync),
 ) -> Result<(), DownloadError> {
-    let http = |message: String| DownloadError::Http {
+    let http = |error| DownloadError::Http {
         url: url.to_string(),
-        message,
+        error,
     };
     if let Some(dir) = target.parent() {
         tokio::fs::create_dir_all(dir).await.map_err(io_err(dir))?;
@@ -275,10 +280,13 @@ async fn transfer(
     if have > 0 {
         request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
     }
-    let resp = request.send().await.map_err(|e| http(e.to_string()))?;
+    let resp = request.send().await.map_err(http)?;
     let status = resp.status();
     if !status.is_success() {
-        return Err(http(format!("server answered {status}")));
+        return Err(DownloadError::HttpStatus {
+            url: url.to_string(),
+            status,
+        });
     }
     let resumed = have > 0 && status == reqwest::StatusCode::PARTIAL_CONTENT;
     let mut done = if resumed { have } else { 0 };
@@ -293,7 +301,7 @@ async fn transfer(
         .map_err(io_err(&part))?;
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| http(e.to_string()))?;
+        let chunk = chunk.map_err(http)?;
         file.write_all(&chunk).await.map_err(io_err(&part))?;
         done += chunk.len() as u64;
         progress(DownloadProgress::Transfer { done, total });

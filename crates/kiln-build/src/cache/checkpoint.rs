@@ -139,7 +139,7 @@ pub enum CheckpointError {
     #[error("restoring the saved state `{state}` failed: {exit}")]
     Incoming { state: String, exit: ExitInfo },
     #[error("the saved state of `{key}` cannot be restored: {reason}")]
-    NoState { key: String, reason: String },
+    NoState { key: String, reason: NoStateReason },
     #[error("{what} did not happen within {after:?}; QEMU said: {stderr}")]
     Deadline {
         what: &'static str,
@@ -147,7 +147,7 @@ pub enum CheckpointError {
         stderr: String,
     },
     #[error("a blocking task panicked: {0}")]
-    Join(String),
+    Join(#[from] tokio::task::JoinError),
 }
 
 fn io_err<'a>(
@@ -434,7 +434,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, CheckpointError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| CheckpointError::Join(e.to_string()))
+        .map_err(CheckpointError::Join)
 }
 
 /// Runs a host tool (`qemu-img`, `zstd`); stdout on success.
@@ -530,31 +530,44 @@ fn find_node(blocks: &Value, path: &Path) -> Result<String, CheckpointError> {
     })
 }
 
+/// Why a checkpoint's saved VM state cannot be restored here.
+#[derive(Debug, thiserror::Error)]
+pub enum NoStateReason {
+    #[error("a cold resume was asked for")]
+    ColdAsked,
+    #[error("the checkpoint has no saved state")]
+    NoneSaved,
+    #[error("QEMU changed (`{saved}` saved it, this is `{now}`)")]
+    QemuChanged { saved: String, now: String },
+    #[error("machine type changed (`{saved}` → `{now}`)")]
+    MachineChanged { saved: String, now: String },
+    #[error("the QEMU command line (devices) changed")]
+    ArgvChanged,
+}
+
 /// The state file of an entry, or why it cannot be restored with this setup.
 fn state_compatibility(
     entry: &Entry,
     template: &VmTemplate,
     machine_type: &str,
     host: &QemuHost,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, NoStateReason> {
     let facts = &entry.meta.machine;
-    let state = entry
-        .state_path()
-        .ok_or_else(|| "the checkpoint has no saved state".to_string())?;
+    let state = entry.state_path().ok_or(NoStateReason::NoneSaved)?;
     if facts.qemu_version != host.version.line {
-        return Err(format!(
-            "QEMU changed (`{}` saved it, this is `{}`)",
-            facts.qemu_version, host.version.line
-        ));
+        return Err(NoStateReason::QemuChanged {
+            saved: facts.qemu_version.clone(),
+            now: host.version.line.clone(),
+        });
     }
     if facts.machine_type != machine_type {
-        return Err(format!(
-            "machine type changed (`{}` → `{machine_type}`)",
-            facts.machine_type
-        ));
+        return Err(NoStateReason::MachineChanged {
+            saved: facts.machine_type.clone(),
+            now: machine_type.to_string(),
+        });
     }
     if facts.argv_digest != template.digest() {
-        return Err("the QEMU command line (devices) changed".to_string());
+        return Err(NoStateReason::ArgvChanged);
     }
     Ok(state)
 }
@@ -627,7 +640,7 @@ impl Vm {
         check_template(&template, entry.meta.disks.len(), entry.meta.vars.is_some())?;
         let key = entry.key.to_string();
         let state = match mode {
-            ResumeMode::Cold => Err("a cold resume was asked for".to_string()),
+            ResumeMode::Cold => Err(NoStateReason::ColdAsked),
             _ => state_compatibility(entry, &template, &machine_type, &setup.host),
         };
         let fallback = match state {
@@ -650,7 +663,7 @@ impl Vm {
             Err(reason) if mode == ResumeMode::State => {
                 return Err(CheckpointError::NoState { key, reason });
             }
-            Err(reason) => Some(reason),
+            Err(reason) => Some(reason.to_string()),
         };
         let (vm, mut report) =
             Vm::launch_from(store, entry, &setup, &template, &machine_type, None).await?;
@@ -1049,7 +1062,7 @@ impl Vm {
                 path: path.to_path_buf(),
                 desc: e.to_string(),
             }),
-            Ok(Err(e)) => Err(CheckpointError::Join(e.to_string())),
+            Ok(Err(e)) => Err(CheckpointError::Join(e)),
             Err(_) => Err(CheckpointError::Deadline {
                 what: "the end of the migration stream",
                 after: QMP_DEADLINE,
@@ -1451,9 +1464,7 @@ async fn feed_incoming(
     let state_path = state.to_path_buf();
     let feeder = tokio::spawn(async move { decompress_from(&state_path, conn).await });
     let running = wait_incoming(process, qmp, state).await;
-    let fed = feeder
-        .await
-        .map_err(|e| CheckpointError::Join(e.to_string()))?;
+    let fed = feeder.await.map_err(CheckpointError::Join)?;
     match (running, fed) {
         (Ok(()), _) => Ok(()),
         (Err(e), Ok(_)) => Err(e),
