@@ -331,6 +331,11 @@ mod tests {
             assert!(script.lines().any(|l| l == line), "{line}\n{script}");
         }
         assert!(script.ends_with("sync\n"));
+        let parsed = std::process::Command::new("sh")
+            .args(["-n", "-c", &script])
+            .status()
+            .unwrap();
+        assert!(parsed.success(), "sh -n rejects the script:\n{script}");
     }
 
     #[test]

@@ -530,6 +530,28 @@ fn find_node(blocks: &Value, path: &Path) -> Result<String, CheckpointError> {
     })
 }
 
+/// Why a frozen checkpoint cannot be published (the build goes on
+/// uncached).
+#[derive(Debug, thiserror::Error)]
+pub enum NotPublishable {
+    #[error("{0}")]
+    Info(Box<CheckpointError>),
+    #[error(
+        "disk {disk} is backed by `{named}`, not by `{}`: its chain is not in the cache",
+        backing.display()
+    )]
+    Chain {
+        disk: usize,
+        named: String,
+        backing: PathBuf,
+    },
+    #[error("`{}`: {source}", path.display())]
+    Vars {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 /// Why a checkpoint's saved VM state cannot be restored here.
 #[derive(Debug, thiserror::Error)]
 pub enum NoStateReason {
@@ -855,7 +877,8 @@ impl Vm {
 
         let meta = match self.entry_meta(req, frozen_dir.path(), &report).await {
             Ok(meta) => meta,
-            Err(reason) => {
+            Err(not) => {
+                let reason = not.to_string();
                 self.held.push(frozen_dir);
                 self.cacheable = Err(reason.clone());
                 report.outcome = CheckpointOutcome::NotCached { reason };
@@ -1077,7 +1100,7 @@ impl Vm {
         req: &CheckpointRequest,
         dir: &Path,
         report: &CheckpointReport,
-    ) -> Result<EntryMeta, String> {
+    ) -> Result<EntryMeta, NotPublishable> {
         let (parent, expected): (Option<CacheKey>, Vec<(PathBuf, String)>) = match &self.parent {
             Parent::Base(chain) => (None, chain.clone()),
             Parent::Entry { key, disks, .. } => (
@@ -1093,17 +1116,18 @@ impl Vm {
             let file = disk_file(i);
             let info = image_info(&dir.join(&file))
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| NotPublishable::Info(Box::new(e)))?;
             let named = info
                 .get("full-backing-filename")
                 .or_else(|| info.get("backing-filename"))
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             if Path::new(named) != backing {
-                return Err(format!(
-                    "disk {i} is backed by `{named}`, not by `{}`: its chain is not in the cache",
-                    backing.display()
-                ));
+                return Err(NotPublishable::Chain {
+                    disk: i,
+                    named: named.to_string(),
+                    backing,
+                });
             }
             disks.push(DiskMeta {
                 file,
@@ -1121,7 +1145,10 @@ impl Vm {
                 let path = dir.join(VARS_FILE);
                 let bytes = tokio::fs::metadata(&path)
                     .await
-                    .map_err(|e| format!("`{}`: {e}", path.display()))?
+                    .map_err(|source| NotPublishable::Vars {
+                        path: path.clone(),
+                        source,
+                    })?
                     .len();
                 Some(FileMeta {
                     file: VARS_FILE.into(),
