@@ -64,8 +64,13 @@ pub enum DownloadError {
     },
     #[error("local file {path} (from `{url}`) does not exist")]
     Missing { url: String, path: PathBuf },
-    #[error("download of {url} failed: {message}")]
-    Http { url: String, message: String },
+    #[error("download of {url} failed: {error}")]
+    Http { url: String, error: reqwest::Error },
+    #[error("download of {url} failed: server answered {status}")]
+    HttpStatus {
+        url: String,
+        status: reqwest::StatusCode,
+    },
     #[error(
         "unsupported URL scheme in `{0}` (kiln fetches http, https and file URLs and local paths)"
     )]
@@ -221,13 +226,13 @@ async fn resolve_checksum(
 }
 
 async fn http_text(url: &str) -> Result<String, DownloadError> {
-    let http = |message: String| DownloadError::Http {
+    let http = |error| DownloadError::Http {
         url: url.to_string(),
-        message,
+        error,
     };
-    let resp = reqwest::get(url).await.map_err(|e| http(e.to_string()))?;
-    let resp = resp.error_for_status().map_err(|e| http(e.to_string()))?;
-    resp.text().await.map_err(|e| http(e.to_string()))
+    let resp = reqwest::get(url).await.map_err(http)?;
+    let resp = resp.error_for_status().map_err(http)?;
+    resp.text().await.map_err(http)
 }
 
 /// The cache file name: by checksum when known, else by URL.
@@ -255,9 +260,9 @@ async fn transfer(
     expected: Option<&Checksum>,
     progress: &(dyn Fn(DownloadProgress) + Send + Sync),
 ) -> Result<(), DownloadError> {
-    let http = |message: String| DownloadError::Http {
+    let http = |error| DownloadError::Http {
         url: url.to_string(),
-        message,
+        error,
     };
     if let Some(dir) = target.parent() {
         tokio::fs::create_dir_all(dir).await.map_err(io_err(dir))?;
@@ -275,10 +280,13 @@ async fn transfer(
     if have > 0 {
         request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
     }
-    let resp = request.send().await.map_err(|e| http(e.to_string()))?;
+    let resp = request.send().await.map_err(http)?;
     let status = resp.status();
     if !status.is_success() {
-        return Err(http(format!("server answered {status}")));
+        return Err(DownloadError::HttpStatus {
+            url: url.to_string(),
+            status,
+        });
     }
     let resumed = have > 0 && status == reqwest::StatusCode::PARTIAL_CONTENT;
     let mut done = if resumed { have } else { 0 };
@@ -293,7 +301,7 @@ async fn transfer(
         .map_err(io_err(&part))?;
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| http(e.to_string()))?;
+        let chunk = chunk.map_err(http)?;
         file.write_all(&chunk).await.map_err(io_err(&part))?;
         done += chunk.len() as u64;
         progress(DownloadProgress::Transfer { done, total });
@@ -345,34 +353,9 @@ async fn hash_with_progress(
         .map_err(DownloadError::from)
 }
 
-/// The identity of a file's current contents, cheap to read.
-#[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
-struct Memo {
-    path: String,
-    size: u64,
-    mtime_ns: i128,
-    inode: u64,
-    algorithm: String,
-    hex: String,
-}
-
-fn memo_for(path: &Path, checksum: &Checksum) -> Option<Memo> {
-    use std::os::unix::fs::MetadataExt;
-    let canonical = std::fs::canonicalize(path).ok()?;
-    let meta = std::fs::metadata(&canonical).ok()?;
-    Some(Memo {
-        path: canonical.to_string_lossy().into_owned(),
-        size: meta.len(),
-        mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-        inode: meta.ino(),
-        algorithm: checksum.algorithm.name().into(),
-        hex: checksum.hex.clone(),
-    })
-}
-
-fn memo_path(cache_dir: &Path, memo: &Memo) -> PathBuf {
-    let key = sha2::Sha256::digest(format!("{}\0{}", memo.path, memo.algorithm).as_bytes());
-    cache_dir.join("verified").join(hex::encode(&key[..16]))
+/// Where verified digests of files are remembered, by the file's identity.
+fn memo(cache_dir: &Path) -> kiln_fs::DigestMemo {
+    kiln_fs::DigestMemo::new(cache_dir.join("verified"))
 }
 
 /// Verify `path` against `expected` unless a memo says this very file was
@@ -387,13 +370,9 @@ async fn verify_remembered(
     let Some(expected) = expected else {
         return Ok(true);
     };
-    if let Some(memo) = memo_for(path, expected) {
-        let stored = std::fs::read(memo_path(cache_dir, &memo))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Memo>(&b).ok());
-        if stored.as_ref() == Some(&memo) {
-            return Ok(true);
-        }
+    let algorithm = expected.algorithm.name();
+    if memo(cache_dir).get(path, algorithm).as_deref() == Some(expected.hex.as_str()) {
+        return Ok(true);
     }
     let actual = hash_with_progress(path, expected.algorithm, progress).await?;
     if actual != expected.hex {
@@ -410,19 +389,8 @@ async fn verify_remembered(
 /// Record that `path` as it is now matches `checksum` (best effort: a
 /// memo that cannot be written only costs a hash next time).
 fn remember(cache_dir: &Path, path: &Path, checksum: Option<&Checksum>) {
-    let Some(checksum) = checksum else { return };
-    let Some(memo) = memo_for(path, checksum) else {
-        return;
-    };
-    let file = memo_path(cache_dir, &memo);
-    if let Some(dir) = file.parent()
-        && std::fs::create_dir_all(dir).is_ok()
-        && let Ok(json) = serde_json::to_vec(&memo)
-    {
-        let tmp = file.with_extension("tmp");
-        if std::fs::write(&tmp, json).is_ok() {
-            let _ = std::fs::rename(&tmp, &file);
-        }
+    if let Some(checksum) = checksum {
+        memo(cache_dir).put(path, checksum.algorithm.name(), &checksum.hex);
     }
 }
 

@@ -11,6 +11,28 @@ use tokio::time::Instant;
 use crate::events::{self, BuildEvents};
 use crate::provision::shell::Tail;
 
+/// Why a guest operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GuestError {
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    #[error("`{command}` exited with {code}: {stderr}")]
+    Quiet {
+        command: String,
+        code: u32,
+        stderr: String,
+    },
+    /// Boxed: a wait error carries its whole diagnosis.
+    #[error(transparent)]
+    Reconnect(Box<kiln_ssh::WaitError>),
+    #[error("no connection within {limit:?}")]
+    ReconnectTimeout { limit: Duration },
+    #[error(transparent)]
+    Transfer(#[from] kiln_ssh::TransferError),
+    #[error("error removing temporary script at {path}: exit {code}")]
+    RemoveScript { path: String, code: u32 },
+}
+
 pub struct Guest {
     session: Session,
 }
@@ -52,30 +74,25 @@ impl Guest {
 
     /// Run a housekeeping command quietly; its output only appears in the
     /// error when it fails.
-    pub async fn exec_quiet(&self, command: &str) -> Result<(), String> {
-        let captured = self
-            .session
-            .exec_capture(command)
-            .await
-            .map_err(|e| e.to_string())?;
+    pub async fn exec_quiet(&self, command: &str) -> Result<(), GuestError> {
+        let captured = self.session.exec_capture(command).await?;
         if captured.status.success() {
             Ok(())
         } else {
-            Err(format!(
-                "`{command}` exited with {}: {}",
-                captured.status.shell_code(),
-                String::from_utf8_lossy(&captured.stderr).trim()
-            ))
+            Err(GuestError::Quiet {
+                command: command.to_string(),
+                code: captured.status.shell_code(),
+                stderr: String::from_utf8_lossy(&captured.stderr).trim().to_string(),
+            })
         }
     }
 
     /// Connect again after an expected disconnect (reboot), within `limit`.
-    pub async fn reconnect(&mut self, limit: Duration, ev: &BuildEvents) -> Result<(), String> {
+    pub async fn reconnect(&mut self, limit: Duration, ev: &BuildEvents) -> Result<(), GuestError> {
         let on_event = |e: WaitEvent| ev.diagnosis("reconnect", e.to_string());
         match tokio::time::timeout(limit, self.session.reconnect(on_event)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no connection within {limit:?}")),
+            Ok(result) => result.map_err(|e| GuestError::Reconnect(Box::new(e))),
+            Err(_) => Err(GuestError::ReconnectTimeout { limit }),
         }
     }
 
@@ -85,16 +102,13 @@ impl Guest {
         &mut self,
         deadline: Instant,
         lost: bool,
-        message: String,
+        error: GuestError,
         ev: &BuildEvents,
-    ) -> Result<(), String> {
+    ) -> Result<(), GuestError> {
         if !lost || Instant::now() >= deadline {
-            return Err(message);
+            return Err(error);
         }
-        ev.diagnosis(
-            "reconnect",
-            format!("connection lost ({message}); retrying"),
-        );
+        ev.diagnosis("reconnect", format!("connection lost ({error}); retrying"));
         let left = deadline.saturating_duration_since(Instant::now());
         self.reconnect(left, ev).await
     }
@@ -107,13 +121,13 @@ impl Guest {
         mode: u32,
         limit: Duration,
         ev: &BuildEvents,
-    ) -> Result<(), String> {
+    ) -> Result<(), GuestError> {
         let deadline = Instant::now() + limit;
         loop {
             match self.session.upload_bytes(data, remote, mode).await {
                 Ok(()) => return Ok(()),
                 Err(e) => {
-                    self.recover(deadline, e.is_disconnect(), e.to_string(), ev)
+                    self.recover(deadline, e.is_disconnect(), e.into(), ev)
                         .await?
                 }
             }
@@ -126,20 +140,20 @@ impl Guest {
         path: &str,
         limit: Duration,
         ev: &BuildEvents,
-    ) -> Result<(), String> {
+    ) -> Result<(), GuestError> {
         let command = format!("rm -f {}", kiln_ssh::shell::quote(path));
         let deadline = Instant::now() + limit;
         loop {
             match self.session.exec_capture(&command).await {
                 Ok(c) if c.status.success() => return Ok(()),
                 Ok(c) => {
-                    return Err(format!(
-                        "error removing temporary script at {path}: exit {}",
-                        c.status.shell_code()
-                    ));
+                    return Err(GuestError::RemoveScript {
+                        path: path.to_string(),
+                        code: c.status.shell_code(),
+                    });
                 }
                 Err(e) => {
-                    self.recover(deadline, e.is_disconnect(), e.to_string(), ev)
+                    self.recover(deadline, e.is_disconnect(), e.into(), ev)
                         .await?
                 }
             }
@@ -151,11 +165,8 @@ impl Guest {
         &self,
         local: &Path,
         remote: &str,
-    ) -> Result<kiln_ssh::TransferStats, String> {
-        self.session
-            .upload(local, remote)
-            .await
-            .map_err(|e| e.to_string())
+    ) -> Result<kiln_ssh::TransferStats, GuestError> {
+        Ok(self.session.upload(local, remote).await?)
     }
 
     /// Download a remote file or directory.
@@ -163,10 +174,7 @@ impl Guest {
         &self,
         remote: &str,
         local: &Path,
-    ) -> Result<kiln_ssh::TransferStats, String> {
-        self.session
-            .download(remote, local)
-            .await
-            .map_err(|e| e.to_string())
+    ) -> Result<kiln_ssh::TransferStats, GuestError> {
+        Ok(self.session.download(remote, local).await?)
     }
 }

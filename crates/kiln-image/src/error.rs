@@ -77,14 +77,9 @@ pub enum ImageError {
         /// What was asked and what exists.
         reason: String,
     },
-    /// An external helper (`qemu-img`) failed.
-    #[error("`{command}` failed: {reason}")]
-    Helper {
-        /// The command line.
-        command: String,
-        /// Exit status and stderr.
-        reason: String,
-    },
+    /// An external helper (`qemu-img`, from `qemu-utils`) failed.
+    #[error(transparent)]
+    Helper(#[from] kiln_exec::ExecError),
 }
 
 /// Result alias for the image readers.

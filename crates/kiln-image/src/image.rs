@@ -2,7 +2,6 @@
 //! fallback, partitions, filesystem detection and root partition discovery.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use crate::block::{BlockDevice, CachedDevice, FileDevice, SliceDevice};
@@ -379,29 +378,10 @@ pub fn convert_with_qemu_img(path: &Path) -> Result<(tempfile::TempDir, PathBuf)
             source,
         })?;
     let raw = dir.path().join("disk.raw");
-    let cmd = format!(
-        "qemu-img convert -O raw {} {}",
-        path.display(),
-        raw.display()
-    );
-    let out = Command::new("qemu-img")
+    kiln_exec::Program::new("qemu-img")
         .args(["convert", "-O", "raw"])
         .arg(path)
         .arg(&raw)
-        .output()
-        .map_err(|e| ImageError::Helper {
-            command: cmd.clone(),
-            reason: format!("{e} (install `qemu-utils`)"),
-        })?;
-    if !out.status.success() {
-        return Err(ImageError::Helper {
-            command: cmd,
-            reason: format!(
-                "{}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        });
-    }
+        .run_blocking()?;
     Ok((dir, raw))
 }

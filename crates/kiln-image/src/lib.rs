@@ -6,6 +6,7 @@
 //! - [`fs`]: the common inode model and the tree walk;
 //! - [`tar`]: a POSIX tar (ustar + PAX) writer and reader;
 //! - [`gzip`]: parallel multi-member gzip;
+//! - [`traces`]: what a used system leaves behind (the table scrub and scan share);
 //! - [`scrub`]: the filter that cleans a rootfs while it streams;
 //! - [`scan`]: the leak scan.
 
@@ -25,3 +26,4 @@ pub mod output;
 pub mod scan;
 pub mod scrub;
 pub mod tar;
+pub mod traces;

@@ -56,62 +56,66 @@ impl ScrubRule {
     }
 }
 
-/// The default rules, in order (the first match wins).
+/// The default rules, in order (the first match wins): the trace table.
 pub fn default_rules() -> Vec<ScrubRule> {
-    use RuleAction::*;
-    let histories = [
-        ".bash_history",
-        ".zsh_history",
-        ".sh_history",
-        ".ash_history",
-        ".python_history",
-        ".mysql_history",
-        ".psql_history",
-        ".sqlite_history",
-        ".lesshst",
-        ".viminfo",
-        ".wget-hsts",
-        ".node_repl_history",
-    ];
-    let mut r = vec![
-        ScrubRule::new("machine-id", "etc/machine-id", Empty),
-        ScrubRule::new("machine-id", "var/lib/dbus/machine-id", Empty),
-        ScrubRule::new("ssh-host-keys", "etc/ssh/ssh_host_*", Drop),
-        ScrubRule::new("cloud-init-state", "var/lib/cloud/instances", Drop),
-        ScrubRule::new("cloud-init-state", "var/lib/cloud/instance", Drop),
-        ScrubRule::new("cloud-init-state", "var/lib/cloud/data", Drop),
-        ScrubRule::new("cloud-init-state", "var/lib/cloud/sem", Drop),
-        ScrubRule::new("cloud-init-state", "var/lib/cloud/seed", Drop),
-        ScrubRule::new("cloud-init-logs", "var/log/cloud-init*", Drop),
-        ScrubRule::new("tmp", "tmp/**", DropFiles),
-        ScrubRule::new("tmp", "var/tmp/**", DropFiles),
-        ScrubRule::new("apt-lists", "var/lib/apt/lists/**", DropFiles),
-        ScrubRule::new("apt-cache", "var/cache/apt/*.bin", Drop),
-        ScrubRule::new("apt-cache", "var/cache/apt/archives/**/*.deb", Drop),
-        ScrubRule::new("build-key", "**/.ssh/authorized_keys", RemoveKeyLines),
-        ScrubRule::new("build-key", "**/.ssh/authorized_keys2", RemoveKeyLines),
-        ScrubRule::new("cloud-init-network", "etc/netplan/50-cloud-init.yaml", Drop),
-        ScrubRule::new(
-            "cloud-init-network",
-            "etc/network/interfaces.d/50-cloud-init",
-            Drop,
-        ),
-        ScrubRule::new(
-            "cloud-init-network",
-            "etc/network/interfaces.d/50-cloud-init.cfg",
-            Drop,
-        ),
-        ScrubRule::new("logs", "var/log/journal/**", DropFiles),
-        ScrubRule::new("logs", "var/log/**/*.[0-9]", DropFiles),
-        ScrubRule::new("logs", "var/log/**/*.[0-9].gz", DropFiles),
-        ScrubRule::new("logs", "var/log/**/*.gz", DropFiles),
-        ScrubRule::new("logs", "var/log/**/*.old", DropFiles),
-        ScrubRule::new("logs", "var/log/**", Empty),
-    ];
-    for h in histories {
-        r.insert(9, ScrubRule::new("shell-history", &format!("**/{h}"), Drop));
+    crate::traces::all()
+        .into_iter()
+        .map(|(name, pattern, action)| ScrubRule::new(name, &pattern, action))
+        .collect()
+}
+
+/// The default rules as a root shell script, for a disk that ships whole
+/// (`maas-dd`): run in the guest as the last step before shutdown. The
+/// build key is left to `ssh_clear_authorized_keys`.
+pub fn guest_script() -> String {
+    let mut script = String::from("set -u\n");
+    for rule in default_rules() {
+        if let Some(line) = shell_line(&rule) {
+            script.push_str(&line);
+            script.push('\n');
+        }
     }
-    r
+    script.push_str("sync\n");
+    script
+}
+
+/// One rule as a shell command (its glob left to the shell where the
+/// shell's glob means the same).
+fn shell_line(rule: &ScrubRule) -> Option<String> {
+    use RuleAction::*;
+    let pattern = rule.pattern.as_str();
+    let quiet = "2>/dev/null || true";
+    if let Some(name) = pattern.strip_prefix("**/") {
+        // Anywhere: users' homes are where histories live.
+        return match rule.action {
+            Drop | DropFiles => Some(format!("rm -f /root/{name} /home/*/{name}")),
+            Empty | RemoveKeyLines => None,
+        };
+    }
+    if let Some((dir, name)) = pattern.split_once("/**/") {
+        let what = match rule.action {
+            Drop | DropFiles => "-delete",
+            Empty => "-exec truncate -s 0 {} +",
+            RemoveKeyLines => return None,
+        };
+        return Some(format!("find /{dir} -type f -name '{name}' {what} {quiet}"));
+    }
+    if let Some(dir) = pattern.strip_suffix("/**") {
+        return match rule.action {
+            Drop | DropFiles => Some(format!("find /{dir} -mindepth 1 -type f -delete {quiet}")),
+            Empty => Some(format!(
+                "find /{dir} -type f -exec truncate -s 0 {{}} + {quiet}"
+            )),
+            RemoveKeyLines => None,
+        };
+    }
+    match rule.action {
+        Drop | DropFiles => Some(format!("rm -rf /{pattern}")),
+        Empty => Some(format!(
+            "if [ -e /{pattern} ]; then truncate -s 0 /{pattern}; fi"
+        )),
+        RemoveKeyLines => None,
+    }
 }
 
 /// A compiled scrub policy.
@@ -307,6 +311,31 @@ mod tests {
         let s = Scrub::with_defaults(&["ssh-ed25519 AAAAbuild kiln@build".into()]);
         let content = b"ssh-rsa AAAAuser u@h\nfrom=\"10.0.0.1\" ssh-ed25519 AAAAbuild other-comment\nssh-ed25519 AAAAbuild\n";
         assert_eq!(s.remove_key_lines(content), b"ssh-rsa AAAAuser u@h\n");
+    }
+
+    #[test]
+    fn the_guest_script_has_a_command_for_every_rule_but_the_build_key() {
+        for rule in default_rules() {
+            let expected = rule.action != RuleAction::RemoveKeyLines;
+            assert_eq!(shell_line(&rule).is_some(), expected, "{}", rule.pattern);
+        }
+        let script = guest_script();
+        for line in [
+            "if [ -e /var/lib/dbus/machine-id ]; then truncate -s 0 /var/lib/dbus/machine-id; fi",
+            "rm -rf /etc/ssh/ssh_host_*",
+            "rm -f /root/.viminfo /home/*/.viminfo",
+            "find /tmp -mindepth 1 -type f -delete 2>/dev/null || true",
+            "find /var/cache/apt/archives -type f -name '*.deb' -delete 2>/dev/null || true",
+            "find /var/log -type f -exec truncate -s 0 {} + 2>/dev/null || true",
+        ] {
+            assert!(script.lines().any(|l| l == line), "{line}\n{script}");
+        }
+        assert!(script.ends_with("sync\n"));
+        let parsed = std::process::Command::new("sh")
+            .args(["-n", "-c", &script])
+            .status()
+            .unwrap();
+        assert!(parsed.success(), "sh -n rejects the script:\n{script}");
     }
 
     #[test]

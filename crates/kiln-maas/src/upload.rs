@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// Chunk size of the PUTs (as the MAAS CLI: 4 MiB).
@@ -313,28 +312,6 @@ fn join(base: &str, uri: &str) -> String {
     format!("{base}{uri}")
 }
 
-/// sha256 (hex) and size of a file.
-pub fn sha256_file(path: &Path) -> Result<(String, u64), UploadError> {
-    let rerr = |source| UploadError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let mut f = std::fs::File::open(path).map_err(rerr)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(rerr)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        size += n as u64;
-    }
-    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    Ok((hex, size))
-}
-
 fn multipart(fields: &[(&str, &str)]) -> (String, Vec<u8>) {
     let boundary = format!(
         "kiln-{:x}",
@@ -474,11 +451,15 @@ pub async fn upload(
         ));
     }
     let chunk = req.chunk_size.max(1);
-    let (sha256, size) = {
+    let kiln_fs::FileDigest { hex: sha256, size } = {
         let p = req.path.clone();
-        tokio::task::spawn_blocking(move || sha256_file(&p))
+        tokio::task::spawn_blocking(move || kiln_fs::sha256_file(&p))
             .await
-            .map_err(|e| UploadError::Invalid(format!("hashing task failed: {e}")))??
+            .map_err(|e| UploadError::Invalid(format!("hashing task failed: {e}")))?
+            .map_err(|e| UploadError::Read {
+                path: e.path,
+                source: e.source,
+            })?
     };
     let base = api_base(&req.url);
     let client = Client {

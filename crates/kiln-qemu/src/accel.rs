@@ -548,10 +548,8 @@ pub async fn probe_accelerator_with(options: &ProbeOptions) -> ProbeReport {
             && let Some(dir) = file.parent()
             && std::fs::create_dir_all(dir).is_ok()
         {
-            let tmp = file.with_extension("json.tmp");
-            if std::fs::write(&tmp, json).is_ok() {
-                let _ = std::fs::rename(&tmp, &file);
-            }
+            // Best effort: a probe that is not remembered only runs again.
+            let _ = kiln_fs::write_atomic(&file, json.as_bytes());
         }
     }
     report

@@ -710,33 +710,8 @@ pub fn join_path(dir: &str, name: &str) -> String {
     clean_path(&joined)
 }
 
-/// Go's `filepath.Clean` (lexical).
-pub fn clean_path(path: &str) -> String {
-    if path.is_empty() {
-        return ".".into();
-    }
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|p| *p != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            p => parts.push(p),
-        }
-    }
-    let body = parts.join("/");
-    match (rooted, body.is_empty()) {
-        (true, _) => format!("/{body}"),
-        (false, true) => ".".into(),
-        (false, false) => body,
-    }
-}
+/// Go's `filepath.Clean` (lexical), as Packer cleans output paths.
+pub use kiln_template::gopath::clean as clean_path;
 
 fn decode_fields(
     d: &mut Decoder<'_>,

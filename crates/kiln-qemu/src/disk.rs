@@ -13,7 +13,6 @@
 //! `qemu_img_args.create` already has `-F`.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use crate::config::{DiskFormat, QemuConfig};
@@ -208,20 +207,14 @@ pub fn plan_disk(
 /// A disk command that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DiskError {
-    #[error("`{argv}` failed ({status}): {stderr}")]
-    Failed {
-        argv: String,
-        status: String,
-        stderr: String,
-    },
+    #[error(transparent)]
+    Failed(#[from] kiln_exec::ExecError),
     #[error("`{argv}`: {source}")]
     Io {
         argv: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("`{argv}` did not finish within {after:?}")]
-    Timeout { argv: String, after: Duration },
 }
 
 /// Run one disk command (relative paths against `cwd`). A convert that
@@ -250,38 +243,26 @@ pub async fn run_disk_command(
             let started = tokio::time::Instant::now();
             let mut delay = Duration::from_secs(1);
             loop {
-                let child = tokio::process::Command::new("qemu-img")
+                let remaining = deadline.saturating_sub(started.elapsed());
+                let out = kiln_exec::Program::new("qemu-img")
                     .args(args)
                     .current_dir(cwd)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .kill_on_drop(true)
-                    .output();
-                let remaining = deadline.saturating_sub(started.elapsed());
-                let out = tokio::time::timeout(remaining, child)
-                    .await
-                    .map_err(|_| DiskError::Timeout {
-                        argv: argv.clone(),
-                        after: deadline,
-                    })?
-                    .map_err(io)?;
-                if out.status.success() {
-                    return Ok(());
-                }
-                let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-                let locked = stderr.contains("Failed to get shared \"write\" lock")
-                    || stderr.contains("Failed to get \"write\" lock");
+                    .timeout(remaining)
+                    .output()
+                    .await?;
+                let failure = match out.success() {
+                    Ok(_) => return Ok(()),
+                    Err(failure) => failure,
+                };
+                let locked = matches!(&failure, kiln_exec::ExecError::Failed { stderr, .. }
+                    if stderr.contains("Failed to get shared \"write\" lock")
+                        || stderr.contains("Failed to get \"write\" lock"));
                 if locked && started.elapsed() + delay < deadline {
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(10));
                     continue;
                 }
-                return Err(DiskError::Failed {
-                    argv,
-                    status: out.status.to_string(),
-                    stderr,
-                });
+                return Err(failure.into());
             }
         }
     }

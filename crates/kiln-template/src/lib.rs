@@ -16,6 +16,7 @@ pub mod diag;
 pub mod eval;
 pub mod format;
 pub mod functions;
+pub mod gopath;
 pub mod inspect;
 pub mod json;
 pub mod load;

@@ -4,26 +4,10 @@
 //! came out (files with their sha256) and the leak-scan verdicts. One JSON
 //! file per build under `.kiln/records/`.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use kiln_build::run::BuildOutcome;
 use kiln_template::load::{Loaded, describe_origin};
-use sha2::Digest;
-
-fn sha256_of(path: &Path) -> Option<String> {
-    let mut f = std::fs::File::open(path).ok()?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).ok()?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Some(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
 
 /// The variables with their winning values and origins.
 fn variables(loaded: &Loaded) -> serde_json::Value {
@@ -74,7 +58,7 @@ pub fn write(
                         serde_json::json!({
                             "path": f,
                             "bytes": std::fs::metadata(&path).map(|m| m.len()).ok(),
-                            "sha256": sha256_of(&path),
+                            "sha256": kiln_fs::sha256_file(&path).ok().map(|d| d.hex),
                         })
                     })
                     .collect();

@@ -115,11 +115,13 @@ pub enum CheckpointError {
     },
     #[error(transparent)]
     Start(#[from] ProcessError),
-    #[error("`{command}` failed ({status}): {stderr}")]
-    Tool {
+    #[error(transparent)]
+    Tool(#[from] kiln_exec::ExecError),
+    #[error("cannot read what `{command}` printed: {source}")]
+    ToolOutput {
         command: String,
-        status: String,
-        stderr: String,
+        #[source]
+        source: serde_json::Error,
     },
     #[error("cannot {op} `{}`: {source}", path.display())]
     Io {
@@ -137,7 +139,7 @@ pub enum CheckpointError {
     #[error("restoring the saved state `{state}` failed: {exit}")]
     Incoming { state: String, exit: ExitInfo },
     #[error("the saved state of `{key}` cannot be restored: {reason}")]
-    NoState { key: String, reason: String },
+    NoState { key: String, reason: NoStateReason },
     #[error("{what} did not happen within {after:?}; QEMU said: {stderr}")]
     Deadline {
         what: &'static str,
@@ -145,7 +147,7 @@ pub enum CheckpointError {
         stderr: String,
     },
     #[error("a blocking task panicked: {0}")]
-    Join(String),
+    Join(#[from] tokio::task::JoinError),
 }
 
 fn io_err<'a>(
@@ -432,33 +434,12 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, CheckpointError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| CheckpointError::Join(e.to_string()))
+        .map_err(CheckpointError::Join)
 }
 
+/// Runs a host tool (`qemu-img`, `zstd`); stdout on success.
 pub(crate) async fn run_tool(program: &str, args: &[String]) -> Result<String, CheckpointError> {
-    let command = std::iter::once(program.to_string())
-        .chain(args.iter().cloned())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let out = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| CheckpointError::Tool {
-            command: command.clone(),
-            status: "not started".into(),
-            stderr: e.to_string(),
-        })?;
-    if !out.status.success() {
-        return Err(CheckpointError::Tool {
-            command,
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(kiln_exec::Program::new(program).args(args).run().await?)
 }
 
 fn path_str(p: &Path) -> String {
@@ -505,10 +486,9 @@ pub(crate) async fn image_info(path: &Path) -> Result<Value, CheckpointError> {
         ],
     )
     .await?;
-    serde_json::from_str(&text).map_err(|e| CheckpointError::Tool {
+    serde_json::from_str(&text).map_err(|source| CheckpointError::ToolOutput {
         command: format!("qemu-img info -U --output=json {}", path.display()),
-        status: "bad output".into(),
-        stderr: e.to_string(),
+        source,
     })
 }
 
@@ -550,31 +530,66 @@ fn find_node(blocks: &Value, path: &Path) -> Result<String, CheckpointError> {
     })
 }
 
+/// Why a frozen checkpoint cannot be published (the build goes on
+/// uncached).
+#[derive(Debug, thiserror::Error)]
+pub enum NotPublishable {
+    #[error("{0}")]
+    Info(Box<CheckpointError>),
+    #[error(
+        "disk {disk} is backed by `{named}`, not by `{}`: its chain is not in the cache",
+        backing.display()
+    )]
+    Chain {
+        disk: usize,
+        named: String,
+        backing: PathBuf,
+    },
+    #[error("`{}`: {source}", path.display())]
+    Vars {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Why a checkpoint's saved VM state cannot be restored here.
+#[derive(Debug, thiserror::Error)]
+pub enum NoStateReason {
+    #[error("a cold resume was asked for")]
+    ColdAsked,
+    #[error("the checkpoint has no saved state")]
+    NoneSaved,
+    #[error("QEMU changed (`{saved}` saved it, this is `{now}`)")]
+    QemuChanged { saved: String, now: String },
+    #[error("machine type changed (`{saved}` → `{now}`)")]
+    MachineChanged { saved: String, now: String },
+    #[error("the QEMU command line (devices) changed")]
+    ArgvChanged,
+}
+
 /// The state file of an entry, or why it cannot be restored with this setup.
 fn state_compatibility(
     entry: &Entry,
     template: &VmTemplate,
     machine_type: &str,
     host: &QemuHost,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, NoStateReason> {
     let facts = &entry.meta.machine;
-    let state = entry
-        .state_path()
-        .ok_or_else(|| "the checkpoint has no saved state".to_string())?;
+    let state = entry.state_path().ok_or(NoStateReason::NoneSaved)?;
     if facts.qemu_version != host.version.line {
-        return Err(format!(
-            "QEMU changed (`{}` saved it, this is `{}`)",
-            facts.qemu_version, host.version.line
-        ));
+        return Err(NoStateReason::QemuChanged {
+            saved: facts.qemu_version.clone(),
+            now: host.version.line.clone(),
+        });
     }
     if facts.machine_type != machine_type {
-        return Err(format!(
-            "machine type changed (`{}` → `{machine_type}`)",
-            facts.machine_type
-        ));
+        return Err(NoStateReason::MachineChanged {
+            saved: facts.machine_type.clone(),
+            now: machine_type.to_string(),
+        });
     }
     if facts.argv_digest != template.digest() {
-        return Err("the QEMU command line (devices) changed".to_string());
+        return Err(NoStateReason::ArgvChanged);
     }
     Ok(state)
 }
@@ -647,7 +662,7 @@ impl Vm {
         check_template(&template, entry.meta.disks.len(), entry.meta.vars.is_some())?;
         let key = entry.key.to_string();
         let state = match mode {
-            ResumeMode::Cold => Err("a cold resume was asked for".to_string()),
+            ResumeMode::Cold => Err(NoStateReason::ColdAsked),
             _ => state_compatibility(entry, &template, &machine_type, &setup.host),
         };
         let fallback = match state {
@@ -670,7 +685,7 @@ impl Vm {
             Err(reason) if mode == ResumeMode::State => {
                 return Err(CheckpointError::NoState { key, reason });
             }
-            Err(reason) => Some(reason),
+            Err(reason) => Some(reason.to_string()),
         };
         let (vm, mut report) =
             Vm::launch_from(store, entry, &setup, &template, &machine_type, None).await?;
@@ -862,7 +877,8 @@ impl Vm {
 
         let meta = match self.entry_meta(req, frozen_dir.path(), &report).await {
             Ok(meta) => meta,
-            Err(reason) => {
+            Err(not) => {
+                let reason = not.to_string();
                 self.held.push(frozen_dir);
                 self.cacheable = Err(reason.clone());
                 report.outcome = CheckpointOutcome::NotCached { reason };
@@ -1069,7 +1085,7 @@ impl Vm {
                 path: path.to_path_buf(),
                 desc: e.to_string(),
             }),
-            Ok(Err(e)) => Err(CheckpointError::Join(e.to_string())),
+            Ok(Err(e)) => Err(CheckpointError::Join(e)),
             Err(_) => Err(CheckpointError::Deadline {
                 what: "the end of the migration stream",
                 after: QMP_DEADLINE,
@@ -1084,7 +1100,7 @@ impl Vm {
         req: &CheckpointRequest,
         dir: &Path,
         report: &CheckpointReport,
-    ) -> Result<EntryMeta, String> {
+    ) -> Result<EntryMeta, NotPublishable> {
         let (parent, expected): (Option<CacheKey>, Vec<(PathBuf, String)>) = match &self.parent {
             Parent::Base(chain) => (None, chain.clone()),
             Parent::Entry { key, disks, .. } => (
@@ -1100,17 +1116,18 @@ impl Vm {
             let file = disk_file(i);
             let info = image_info(&dir.join(&file))
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| NotPublishable::Info(Box::new(e)))?;
             let named = info
                 .get("full-backing-filename")
                 .or_else(|| info.get("backing-filename"))
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             if Path::new(named) != backing {
-                return Err(format!(
-                    "disk {i} is backed by `{named}`, not by `{}`: its chain is not in the cache",
-                    backing.display()
-                ));
+                return Err(NotPublishable::Chain {
+                    disk: i,
+                    named: named.to_string(),
+                    backing,
+                });
             }
             disks.push(DiskMeta {
                 file,
@@ -1128,7 +1145,10 @@ impl Vm {
                 let path = dir.join(VARS_FILE);
                 let bytes = tokio::fs::metadata(&path)
                     .await
-                    .map_err(|e| format!("`{}`: {e}", path.display()))?
+                    .map_err(|source| NotPublishable::Vars {
+                        path: path.clone(),
+                        source,
+                    })?
                     .len();
                 Some(FileMeta {
                     file: VARS_FILE.into(),
@@ -1471,9 +1491,7 @@ async fn feed_incoming(
     let state_path = state.to_path_buf();
     let feeder = tokio::spawn(async move { decompress_from(&state_path, conn).await });
     let running = wait_incoming(process, qmp, state).await;
-    let fed = feeder
-        .await
-        .map_err(|e| CheckpointError::Join(e.to_string()))?;
+    let fed = feeder.await.map_err(CheckpointError::Join)?;
     match (running, fed) {
         (Ok(()), _) => Ok(()),
         (Err(e), Ok(_)) => Err(e),

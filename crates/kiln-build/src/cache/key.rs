@@ -24,6 +24,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use kiln_exec::Program;
 use kiln_secret::Sensitive;
 use serde_json::Value;
 
@@ -46,18 +47,8 @@ pub enum KeyError {
         #[source]
         source: io::Error,
     },
-    #[error("cannot run `{command}`: {source}")]
-    Spawn {
-        command: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error("`{command}` failed ({status}): {stderr}")]
-    Probe {
-        command: String,
-        status: String,
-        stderr: String,
-    },
+    #[error(transparent)]
+    Probe(#[from] kiln_exec::ExecError),
     #[error("cannot read the QEMU version from `{command}`: {output:?}")]
     NoVersion { command: String, output: String },
     #[error(
@@ -463,8 +454,9 @@ pub fn parse_qemu_version(output: &str) -> Option<QemuVersion> {
 
 /// Runs `qemu_binary --version`.
 pub async fn probe_qemu_version(qemu_binary: &str) -> Result<QemuVersion, KeyError> {
-    let command = format!("{qemu_binary} --version");
-    let out = run_probe(qemu_binary, &["--version"], &command).await?;
+    let probe = Program::new(qemu_binary).arg("--version");
+    let command = probe.display();
+    let out = probe.run().await?;
     parse_qemu_version(&out).ok_or(KeyError::NoVersion {
         command,
         output: out.chars().take(200).collect(),
@@ -601,30 +593,11 @@ impl QemuHost {
 
 /// Runs `qemu_binary -machine help`.
 pub async fn probe_machine_types(qemu_binary: &str) -> Result<MachineTypes, KeyError> {
-    let command = format!("{qemu_binary} -machine help");
-    let out = run_probe(qemu_binary, &["-machine", "help"], &command).await?;
+    let out = Program::new(qemu_binary)
+        .args(["-machine", "help"])
+        .run()
+        .await?;
     Ok(parse_machine_help(&out))
-}
-
-async fn run_probe(program: &str, args: &[&str], command: &str) -> Result<String, KeyError> {
-    let out = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|source| KeyError::Spawn {
-            command: command.to_string(),
-            source,
-        })?;
-    if !out.status.success() {
-        return Err(KeyError::Probe {
-            command: command.to_string(),
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[cfg(test)]

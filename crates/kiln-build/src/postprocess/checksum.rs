@@ -8,7 +8,6 @@ use kiln_qemu::placeholders::{self, TemplateData};
 use kiln_template::body::Body;
 use kiln_template::decode::{DecodeError, Decoder};
 use kiln_template::schema::{Field, PluginKind, Schema};
-use sha2::Digest;
 
 use crate::artifact::Artifact;
 
@@ -80,38 +79,22 @@ pub enum ChecksumPpError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    Digest(#[from] kiln_fs::FsError),
+    #[error(transparent)]
     Output(#[from] kiln_image::output::OutputError),
 }
 
 fn digest(kind: &str, path: &Path) -> Result<String, ChecksumPpError> {
-    use std::io::Read;
-    let io = |source| ChecksumPpError::Io {
-        path: path.to_path_buf(),
-        source,
+    use kiln_fs::digest_file;
+    let digest = match kind {
+        "md5" => digest_file::<md5::Md5>(path),
+        "sha1" => digest_file::<sha1::Sha1>(path),
+        "sha224" => digest_file::<sha2::Sha224>(path),
+        "sha384" => digest_file::<sha2::Sha384>(path),
+        "sha512" => digest_file::<sha2::Sha512>(path),
+        _ => digest_file::<sha2::Sha256>(path),
     };
-    let mut f = std::fs::File::open(path).map_err(io)?;
-    let mut buf = vec![0u8; 1 << 20];
-    macro_rules! run {
-        ($h:expr) => {{
-            let mut h = $h;
-            loop {
-                let n = f.read(&mut buf).map_err(io)?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-            }
-            hex::encode(h.finalize())
-        }};
-    }
-    Ok(match kind {
-        "md5" => run!(md5::Md5::new()),
-        "sha1" => run!(sha1::Sha1::new()),
-        "sha224" => run!(sha2::Sha224::new()),
-        "sha384" => run!(sha2::Sha384::new()),
-        "sha512" => run!(sha2::Sha512::new()),
-        _ => run!(sha2::Sha256::new()),
-    })
+    Ok(digest?.hex)
 }
 
 /// Write the checksum files; the new artifact is the input's files plus

@@ -70,9 +70,16 @@ pub struct CompressConfig {
     pub keep_input_artifact: Option<bool>,
 }
 
+/// An archive format Packer's compress post-processor knows and kiln does not.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{ext}` archives are not supported by kiln; use .gz, .tar.gz, .xz or .zst")]
+pub struct UnsupportedArchive {
+    pub ext: String,
+}
+
 /// Packer's detection: the last two extensions of `output` (or of
 /// `output.format`) choose archive and algorithm.
-pub fn detect(output: &str, format: Option<&str>) -> Result<(bool, Algorithm), String> {
+pub fn detect(output: &str, format: Option<&str>) -> Result<(bool, Algorithm), UnsupportedArchive> {
     let name = match format {
         Some(f) => format!("{output}.{f}"),
         None => output.to_string(),
@@ -96,9 +103,9 @@ pub fn detect(output: &str, format: Option<&str>) -> Result<(bool, Algorithm), S
         "gz" | "tgz" => Ok((tar_before || *last == "tgz", Algorithm::Gzip)),
         "xz" => Ok((tar_before, Algorithm::Xz)),
         "zst" => Ok((tar_before, Algorithm::Zstd)),
-        "zip" | "lz4" | "bgzf" => Err(format!(
-            "`{last}` archives are not supported by kiln; use .gz, .tar.gz, .xz or .zst"
-        )),
+        "zip" | "lz4" | "bgzf" => Err(UnsupportedArchive {
+            ext: last.to_string(),
+        }),
         _ => Ok((true, Algorithm::Gzip)),
     }
 }
@@ -111,10 +118,10 @@ pub fn decode(body: &Body, what: &str) -> Result<CompressConfig, Vec<DecodeError
     let keep_input_artifact = d.opt("keep_input_artifact");
     let (tar, algorithm) = match detect(&output, format.as_deref()) {
         Ok(v) => v,
-        Err(message) => {
+        Err(unsupported) => {
             d.error(
                 if format.is_some() { "format" } else { "output" },
-                message,
+                unsupported.to_string(),
                 None,
             );
             (false, Algorithm::None)

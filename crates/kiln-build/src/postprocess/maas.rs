@@ -383,8 +383,69 @@ pub struct LeakContext {
     pub passwords: Vec<String>,
 }
 
+/// Why a MAAS post-processor failed. The texts join a source's causes
+/// with `: ` (as the one-line build error shows them).
+#[derive(Debug, thiserror::Error)]
+pub enum MaasPpError {
+    #[error("no disk image among the input artifact's files ({files})")]
+    NoDiskImage { files: String },
+    #[error("`output`: {0}")]
+    OutputName(#[source] placeholders::PlaceholderError),
+    #[error("{}", chain(.0))]
+    Output(kiln_image::output::OutputError),
+    #[error("{}", chain(.0))]
+    Write(kiln_maas::ArtifactError),
+    #[error("{0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("leak scan of {} (not published): {}", artifact.display(), chain(error))]
+    Scan {
+        artifact: PathBuf,
+        error: kiln_image::scan::ScanError,
+    },
+    #[error("{}", leak_message(artifact, findings))]
+    Leaks {
+        artifact: PathBuf,
+        findings: Vec<kiln_image::scan::Finding>,
+    },
+    #[error("no `api_key` and no MAAS_API_KEY in the environment")]
+    NoApiKey,
+    #[error("maas-upload: the input artifact has no file")]
+    NoUploadFile,
+    #[error("{0}")]
+    Upload(#[from] kiln_maas::upload::UploadError),
+}
+
+/// An error and its causes on one line (`…: cause: cause`).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(&format!(": {c}"));
+        src = c.source();
+    }
+    s
+}
+
+fn leak_message(artifact: &Path, findings: &[kiln_image::scan::Finding]) -> String {
+    let mut msg = format!(
+        "leak scan found {} problem(s) in {}; the artifact was not published:",
+        findings.len(),
+        artifact.display()
+    );
+    for f in findings {
+        msg.push_str(&format!(
+            "\n  {:?} {} {}: {}",
+            f.severity, f.rule, f.path, f.excerpt
+        ));
+    }
+    msg.push_str(
+        "\nfix the image, or accept a finding with `scan { allow = [\"RULE:PATH-GLOB\"] }`",
+    );
+    msg
+}
+
 /// The image a MAAS post-processor reads: the builder's disk.
-fn input_image(input: &Artifact, cwd: &Path) -> Result<PathBuf, String> {
+fn input_image(input: &Artifact, cwd: &Path) -> Result<PathBuf, MaasPpError> {
     input
         .files
         .iter()
@@ -397,19 +458,23 @@ fn input_image(input: &Artifact, cwd: &Path) -> Result<PathBuf, String> {
                     "fd" | "json" | "sha256" | "md5" | "sha1" | "sha512" | "log"
                 )
         })
-        .ok_or_else(|| {
-            format!(
-                "no disk image among the input artifact's files ({})",
-                input.describe()
-            )
+        .ok_or_else(|| MaasPpError::NoDiskImage {
+            files: input.describe(),
         })
 }
 
-fn render_output(template: &str, build_name: &str, builder_type: &str) -> Result<String, String> {
+/// Where a MAAS artifact goes: `output` rendered, under `cwd`.
+fn output_path(
+    template: &str,
+    cwd: &Path,
+    build_name: &str,
+    builder_type: &str,
+) -> Result<PathBuf, MaasPpError> {
     let data = TemplateData::new()
         .with("BuildName", build_name)
         .with("BuilderType", builder_type);
-    placeholders::render(template, &data).map_err(|e| format!("`output`: {e}"))
+    let rel = placeholders::render(template, &data).map_err(MaasPpError::OutputName)?;
+    Ok(cwd.join(rel))
 }
 
 /// `maas-tgz`: write, then scan.
@@ -421,10 +486,9 @@ pub async fn run_tgz(
     builder_type: &str,
     leak: &LeakContext,
     ev: &BuildEvents,
-) -> Result<(Artifact, Option<ScanReport>), String> {
+) -> Result<(Artifact, Option<ScanReport>), MaasPpError> {
     let image = input_image(input, cwd)?;
-    let rel = PathBuf::from(render_output(&cfg.output, build_name, builder_type)?);
-    let output = cwd.join(&rel);
+    let output = output_path(&cfg.output, cwd, build_name, builder_type)?;
     let scrub = if cfg.scrub {
         let skip: Vec<&str> = cfg.scrub_skip.iter().map(String::as_str).collect();
         Some(kiln_image::scrub::Scrub::defaults_without(
@@ -442,25 +506,23 @@ pub async fn run_tgz(
         scrub,
         ..TgzOptions::default()
     };
-    let staged = stage_output(&image, &output, "tgz", ev)?;
-    ev.say(format!(
-        "Writing the MAAS root tarball {}",
-        output.display()
-    ));
-    let (image2, ev2) = (image.clone(), ev.clone());
-    let (staged, report) = tokio::task::spawn_blocking(move || {
-        let mut last = 0u64;
-        let r = kiln_maas::write_tgz_to(&image2, &staged, &opts, &mut |p| {
-            if p.bytes_read.abs_diff(last) >= 32 << 20 {
-                last = p.bytes_read;
-                ev2.progress("maas-tgz", p.bytes_read, None);
-            }
-        });
-        r.map(|r| (staged, r))
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| error_text(&e))?;
+    let writer = Writer {
+        kind: "maas-tgz",
+        prefix: "tgz",
+        what: "the MAAS root tarball",
+        progress_every: 32 << 20,
+    };
+    let out = writer
+        .write(
+            &image,
+            &output,
+            &cfg.scan,
+            leak,
+            ev,
+            move |image, staged, progress| kiln_maas::write_tgz_to(image, staged, &opts, progress),
+        )
+        .await?;
+    let report = &out.report;
     ev.say(format!(
         "Root tarball: {} entries, {} bytes of tar, {} bytes gzip'd (root partition {})",
         report.entries, report.tar_bytes, report.gz_bytes, report.root_partition
@@ -468,47 +530,7 @@ pub async fn run_tgz(
     for n in &report.notes {
         ev.warn(n.clone());
     }
-    let scan = gate(&cfg.scan, &staged, leak, ev).await?;
-    publish(staged)?;
-    let artifact = Artifact::new(
-        "maas-tgz",
-        &output.display().to_string(),
-        vec![output.clone()],
-    );
-    Ok((artifact, scan))
-}
-
-/// The temporary file an artifact is written to until the gate accepts
-/// it; the output must not be the input disk (or a file of its backing
-/// chain) nor anything but a regular file. A previous build's artifact is
-/// replaced, and the build says so.
-fn stage_output(
-    image: &Path,
-    output: &Path,
-    prefix: &str,
-    ev: &BuildEvents,
-) -> Result<Staged, String> {
-    let staged =
-        Staged::create(output, prefix, &backing_chain(image), true).map_err(|e| error_text(&e))?;
-    if staged.replaces() {
-        ev.say(format!("Replacing the existing {}", output.display()));
-    }
-    Ok(staged)
-}
-
-fn publish(staged: Staged) -> Result<(), String> {
-    staged.publish().map(|_| ()).map_err(|e| error_text(&e))
-}
-
-/// An error and its causes on one line (`…: caused by …`).
-fn error_text(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(&format!(": {c}"));
-        src = c.source();
-    }
-    s
+    out.finish(ev).await
 }
 
 /// `maas-dd`: write, then scan.
@@ -520,7 +542,7 @@ pub async fn run_dd(
     builder_type: &str,
     leak: &LeakContext,
     ev: &BuildEvents,
-) -> Result<(Artifact, Option<ScanReport>), String> {
+) -> Result<(Artifact, Option<ScanReport>), MaasPpError> {
     let image = input_image(input, cwd)?;
     let ext = match cfg.format {
         DdFormat::Ddgz => "dd.gz",
@@ -531,41 +553,137 @@ pub async fn run_dd(
         .output
         .clone()
         .unwrap_or_else(|| format!("{{{{.BuildName}}}}.{ext}"));
-    let rel = PathBuf::from(render_output(&template, build_name, builder_type)?);
-    let output = cwd.join(&rel);
+    let output = output_path(&template, cwd, build_name, builder_type)?;
     let opts = DdOptions {
         format: cfg.format,
         level: cfg.level,
         threads: 0,
     };
-    let staged = stage_output(&image, &output, "dd", ev)?;
-    ev.say(format!("Writing the MAAS disk image {}", output.display()));
-    let (image2, ev2) = (image.clone(), ev.clone());
-    let (staged, report) = tokio::task::spawn_blocking(move || {
-        let mut last = 0u64;
-        let r = kiln_maas::write_dd_to(&image2, &staged, &opts, &mut |p| {
-            if p.bytes_read.abs_diff(last) >= 64 << 20 {
-                last = p.bytes_read;
-                ev2.progress("maas-dd", p.bytes_read, None);
-            }
-        });
-        r.map(|r| (staged, r))
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| error_text(&e))?;
+    let writer = Writer {
+        kind: "maas-dd",
+        prefix: "dd",
+        what: "the MAAS disk image",
+        progress_every: 64 << 20,
+    };
+    let out = writer
+        .write(
+            &image,
+            &output,
+            &cfg.scan,
+            leak,
+            ev,
+            move |image, staged, progress| kiln_maas::write_dd_to(image, staged, &opts, progress),
+        )
+        .await?;
     ev.say(format!(
         "Disk image: {} bytes of disk, {} bytes written",
-        report.disk_bytes, report.out_bytes
+        out.report.disk_bytes, out.report.out_bytes
     ));
-    let scan = gate(&cfg.scan, &staged, leak, ev).await?;
-    publish(staged)?;
-    let artifact = Artifact::new(
-        "maas-dd",
-        &output.display().to_string(),
-        vec![output.clone()],
-    );
-    Ok((artifact, scan))
+    out.finish(ev).await
+}
+
+/// The tail both MAAS writers share: stage the output beside its final
+/// name, write it off the async runtime with throttled progress, and, in
+/// [`Written::finish`], pass the leak-scan gate and publish.
+struct Writer {
+    /// Post-processor type: the artifact's builder id and progress label.
+    kind: &'static str,
+    /// Staging file prefix.
+    prefix: &'static str,
+    /// What is written, for the log.
+    what: &'static str,
+    /// Bytes between progress events.
+    progress_every: u64,
+}
+
+/// A written, not yet published, artifact.
+struct Written<'a, R> {
+    writer: Writer,
+    staged: Staged,
+    output: PathBuf,
+    report: R,
+    gate: &'a ScanGate,
+    leak: &'a LeakContext,
+}
+
+impl Writer {
+    #[allow(clippy::too_many_arguments)]
+    async fn write<'a, R: Send + 'static>(
+        self,
+        image: &Path,
+        output: &Path,
+        gate: &'a ScanGate,
+        leak: &'a LeakContext,
+        ev: &BuildEvents,
+        write: impl FnOnce(
+            &Path,
+            &Staged,
+            &mut dyn FnMut(&kiln_maas::Progress),
+        ) -> Result<R, kiln_maas::ArtifactError>
+        + Send
+        + 'static,
+    ) -> Result<Written<'a, R>, MaasPpError> {
+        let staged = stage_output(image, output, self.prefix, ev)?;
+        ev.say(format!("Writing {} {}", self.what, output.display()));
+        let (image, ev2, kind, every) = (
+            image.to_path_buf(),
+            ev.clone(),
+            self.kind,
+            self.progress_every,
+        );
+        let (staged, report) = tokio::task::spawn_blocking(move || {
+            let mut last = 0u64;
+            let r = write(&image, &staged, &mut |p| {
+                if p.bytes_read.abs_diff(last) >= every {
+                    last = p.bytes_read;
+                    ev2.progress(kind, p.bytes_read, None);
+                }
+            });
+            r.map(|r| (staged, r))
+        })
+        .await?
+        .map_err(MaasPpError::Write)?;
+        Ok(Written {
+            writer: self,
+            staged,
+            output: output.to_path_buf(),
+            report,
+            gate,
+            leak,
+        })
+    }
+}
+
+impl<R> Written<'_, R> {
+    /// The gate, then the rename into place.
+    async fn finish(self, ev: &BuildEvents) -> Result<(Artifact, Option<ScanReport>), MaasPpError> {
+        let scan = gate(self.gate, &self.staged, self.leak, ev).await?;
+        self.staged.publish().map_err(MaasPpError::Output)?;
+        let artifact = Artifact::new(
+            self.writer.kind,
+            &self.output.display().to_string(),
+            vec![self.output.clone()],
+        );
+        Ok((artifact, scan))
+    }
+}
+
+/// The temporary file an artifact is written to until the gate accepts
+/// it; the output must not be the input disk (or a file of its backing
+/// chain) nor anything but a regular file. A previous build's artifact is
+/// replaced, and the build says so.
+fn stage_output(
+    image: &Path,
+    output: &Path,
+    prefix: &str,
+    ev: &BuildEvents,
+) -> Result<Staged, MaasPpError> {
+    let staged =
+        Staged::create(output, prefix, &backing_chain(image), true).map_err(MaasPpError::Output)?;
+    if staged.replaces() {
+        ev.say(format!("Replacing the existing {}", output.display()));
+    }
+    Ok(staged)
 }
 
 /// The leak-scan gate, run on the finished artifact before it is
@@ -576,8 +694,8 @@ async fn gate(
     staged: &Staged,
     leak: &LeakContext,
     ev: &BuildEvents,
-) -> Result<Option<ScanReport>, String> {
-    let artifact = staged.dest();
+) -> Result<Option<ScanReport>, MaasPpError> {
+    let artifact = staged.dest().to_path_buf();
     if !gate.enabled {
         ev.warn(format!("leak scan disabled for {}", artifact.display()));
         return Ok(None);
@@ -598,14 +716,10 @@ async fn gate(
     };
     let path = staged.path().to_path_buf();
     let report = tokio::task::spawn_blocking(move || kiln_image::scan::scan_path(&path, &cfg))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| {
-            format!(
-                "leak scan of {} (not published): {}",
-                artifact.display(),
-                error_text(&e)
-            )
+        .await?
+        .map_err(|error| MaasPpError::Scan {
+            artifact: artifact.clone(),
+            error,
         })?;
     if report.is_clean() {
         ev.say(format!(
@@ -615,21 +729,10 @@ async fn gate(
         ));
         return Ok(Some(report));
     }
-    let mut msg = format!(
-        "leak scan found {} problem(s) in {}; the artifact was not published:",
-        report.findings.len(),
-        artifact.display()
-    );
-    for f in &report.findings {
-        msg.push_str(&format!(
-            "\n  {:?} {} {}: {}",
-            f.severity, f.rule, f.path, f.excerpt
-        ));
-    }
-    msg.push_str(
-        "\nfix the image, or accept a finding with `scan { allow = [\"RULE:PATH-GLOB\"] }`",
-    );
-    Err(msg)
+    Err(MaasPpError::Leaks {
+        artifact,
+        findings: report.findings,
+    })
 }
 
 /// `maas-upload`: the input artifact to MAAS.
@@ -638,18 +741,17 @@ pub async fn run_upload(
     input: &Artifact,
     cwd: &Path,
     ev: &BuildEvents,
-) -> Result<(), String> {
+) -> Result<(), MaasPpError> {
     let key_text = match &cfg.api_key {
         Some(k) => k.expose().clone(),
-        None => std::env::var("MAAS_API_KEY")
-            .map_err(|_| "no `api_key` and no MAAS_API_KEY in the environment".to_string())?,
+        None => std::env::var("MAAS_API_KEY").map_err(|_| MaasPpError::NoApiKey)?,
     };
-    let api_key = kiln_maas::upload::ApiKey::parse(&key_text).map_err(|e| e.to_string())?;
+    let api_key = kiln_maas::upload::ApiKey::parse(&key_text)?;
     let path = input
         .files
         .first()
         .map(|f| cwd.join(f))
-        .ok_or_else(|| "maas-upload: the input artifact has no file".to_string())?;
+        .ok_or(MaasPpError::NoUploadFile)?;
     let req = kiln_maas::upload::UploadRequest {
         url: cfg.url.clone(),
         api_key,
@@ -670,8 +772,7 @@ pub async fn run_upload(
     let report = kiln_maas::upload::upload(&req, &mut move |p| {
         ev2.progress("maas-upload", p.uploaded, Some(p.size))
     })
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     ev.say(format!(
         "Uploaded to MAAS: boot resource {} ({}, {} bytes, sha256 {}){}",
         report.resource_id,
@@ -691,26 +792,7 @@ pub async fn run_upload(
 /// tarball writer applies while streaming, as a root shell script run as
 /// the last step before shutdown.
 pub fn guest_scrub_script() -> String {
-    r#"set -u
-truncate -s 0 /etc/machine-id 2>/dev/null || true
-if [ -e /var/lib/dbus/machine-id ]; then truncate -s 0 /var/lib/dbus/machine-id; fi
-rm -f /etc/ssh/ssh_host_*
-rm -rf /var/lib/cloud/instances /var/lib/cloud/instance /var/lib/cloud/data /var/lib/cloud/sem /var/lib/cloud/seed
-rm -f /var/log/cloud-init*
-for h in .bash_history .zsh_history .sh_history .ash_history .python_history .mysql_history .psql_history .sqlite_history .lesshst .viminfo .wget-hsts .node_repl_history; do
-  rm -f /root/$h /home/*/$h
-done
-find /tmp /var/tmp -mindepth 1 -type f -delete 2>/dev/null || true
-find /var/lib/apt/lists -mindepth 1 -type f -delete 2>/dev/null || true
-rm -f /var/cache/apt/*.bin
-find /var/cache/apt/archives -name '*.deb' -delete 2>/dev/null || true
-rm -f /etc/netplan/50-cloud-init.yaml /etc/network/interfaces.d/50-cloud-init /etc/network/interfaces.d/50-cloud-init.cfg
-find /var/log/journal -mindepth 1 -type f -delete 2>/dev/null || true
-find /var/log -type f \( -name '*.[0-9]' -o -name '*.gz' -o -name '*.old' \) -delete 2>/dev/null || true
-find /var/log -type f -exec truncate -s 0 {} + 2>/dev/null || true
-sync
-"#
-    .to_string()
+    kiln_image::scrub::guest_script()
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 //! optionally followed by the template half, and `--fix`: install what is
 //! missing with apt on Debian/Ubuntu.
 
-use std::process::Stdio;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -280,12 +279,8 @@ pub struct FixReport {
 /// Why `apply_fix` did not finish.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum FixError {
-    #[error("cannot run `{argv}`: {source}")]
-    Spawn {
-        argv: String,
-        #[source]
-        source: Arc<std::io::Error>,
-    },
+    #[error(transparent)]
+    Spawn(#[from] kiln_exec::ExecError),
     #[error("`{argv}` failed ({status}):\n{output_tail}")]
     Failed {
         argv: String,
@@ -428,32 +423,23 @@ pub async fn apply_fix_with(
 }
 
 async fn run(argv: &[String]) -> Result<RanCommand, FixError> {
-    let (program, args) = argv.split_first().ok_or_else(|| FixError::Spawn {
-        argv: String::new(),
-        source: Arc::new(std::io::Error::other("empty command")),
-    })?;
-    let output = tokio::process::Command::new(program)
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| kiln_exec::ExecError::Spawn {
+            command: String::new(),
+            source: Arc::new(std::io::Error::other("empty command")),
+        })?;
+    let output = kiln_exec::Program::new(program)
         .args(args)
         .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .output()
-        .await
-        .map_err(|e| FixError::Spawn {
-            argv: argv.join(" "),
-            source: Arc::new(e),
-        })?;
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    let lines: Vec<&str> = text.lines().collect();
-    let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+        .await?;
+    let text = output.stdout_text() + &String::from_utf8_lossy(&output.stderr);
     Ok(RanCommand {
         argv: argv.to_vec(),
         success: output.status.success(),
         status: output.status.to_string(),
-        output_tail: tail,
+        output_tail: kiln_exec::tail(&text, 15),
     })
 }
 

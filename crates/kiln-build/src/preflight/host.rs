@@ -18,7 +18,6 @@ use std::net::{IpAddr, TcpListener, ToSocketAddrs};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,20 +52,8 @@ pub enum PreflightError {
     },
     #[error("`{program}` is not on PATH")]
     NotOnPath { program: String },
-    #[error("cannot run `{argv}`: {source}")]
-    Spawn {
-        argv: String,
-        #[source]
-        source: Arc<io::Error>,
-    },
-    #[error("`{argv}` did not finish within {} ms", timeout.as_millis())]
-    Timeout { argv: String, timeout: Duration },
-    #[error("`{argv}` failed ({status}): {stderr}")]
-    Failed {
-        argv: String,
-        status: String,
-        stderr: String,
-    },
+    #[error(transparent)]
+    Exec(#[from] kiln_exec::ExecError),
     #[error("cannot make sense of what `{argv}` printed: {output:?}")]
     Unparsed { argv: String, output: String },
 }
@@ -772,40 +759,8 @@ async fn run_capture(
     args: &[&str],
     timeout: Duration,
 ) -> Result<String, PreflightError> {
-    let argv = std::iter::once(program.display().to_string())
-        .chain(args.iter().map(|a| a.to_string()))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let child = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| PreflightError::Spawn {
-            argv: argv.clone(),
-            source: Arc::new(e),
-        })?;
-    let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Err(_) => return Err(PreflightError::Timeout { argv, timeout }),
-        Ok(Err(e)) => {
-            return Err(PreflightError::Spawn {
-                argv,
-                source: Arc::new(e),
-            });
-        }
-        Ok(Ok(o)) => o,
-    };
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(PreflightError::Failed {
-            argv,
-            status: output.status.to_string(),
-            stderr: stderr.trim().lines().last().unwrap_or("").to_string(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    let program = kiln_exec::Program::new(program).args(args).timeout(timeout);
+    Ok(program.run().await?)
 }
 
 /// The identity of a file for the cache: path, size, modification and
@@ -859,10 +814,8 @@ fn cache_write<T: Serialize>(dir: Option<&Path>, kind: &str, key: &str, value: &
     if let Ok(json) = serde_json::to_string(&entry)
         && std::fs::create_dir_all(dir).is_ok()
     {
-        let tmp = file.with_extension(format!("json.{}.tmp", std::process::id()));
-        if std::fs::write(&tmp, json).is_ok() && std::fs::rename(&tmp, &file).is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
+        // Best effort: a fact that is not remembered is only probed again.
+        let _ = kiln_fs::write_atomic(&file, json.as_bytes());
     }
 }
 

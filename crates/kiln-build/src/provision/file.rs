@@ -128,12 +128,13 @@ pub enum FileError {
         field: &'static str,
         source: placeholders::PlaceholderError,
     },
-    #[error("{direction} {from} => {to} failed: {message}")]
+    #[error("{direction} {from} => {to} failed: {error}")]
     Transfer {
         direction: &'static str,
         from: String,
         to: String,
-        message: String,
+        /// Boxed: a guest error is large and this one is rare.
+        error: Box<crate::guest::GuestError>,
     },
     #[error("cannot read source {}", path.display())]
     Read {
@@ -242,7 +243,7 @@ pub async fn run(
                         direction: "upload",
                         from: "content".into(),
                         to: remote.clone(),
-                        message: e.to_string(),
+                        error: Box::new(e.into()),
                     })?;
             }
             for src in &cfg.sources {
@@ -265,18 +266,18 @@ pub async fn run(
                             direction: "upload",
                             from: src.clone(),
                             to: remote.clone(),
-                            message: e.to_string(),
+                            error: Box::new(e.into()),
                         })?;
                     continue;
                 }
                 guest
                     .upload(&local, &destination)
                     .await
-                    .map_err(|message| FileError::Transfer {
+                    .map_err(|error| FileError::Transfer {
                         direction: "upload",
                         from: src.clone(),
                         to: destination.clone(),
-                        message,
+                        error: Box::new(error),
                     })?;
             }
         }
@@ -293,11 +294,11 @@ pub async fn run(
                 guest
                     .download(&src, &local)
                     .await
-                    .map_err(|message| FileError::Transfer {
+                    .map_err(|error| FileError::Transfer {
                         direction: "download",
                         from: src.clone(),
                         to: destination.clone(),
-                        message,
+                        error: Box::new(error),
                     })?;
             }
         }

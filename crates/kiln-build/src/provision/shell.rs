@@ -4,6 +4,7 @@
 //! `{{.Vars}}`, its exit code checked against `valid_exit_codes`, then
 //! removed (unless `skip_clean`).
 
+use crate::guest::GuestError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -673,18 +674,19 @@ pub enum ShellRunError {
         tail_text(tail)
     )]
     Disconnected { label: String, tail: Vec<String> },
-    #[error("uploading {label} to {remote}: {message}")]
+    #[error("uploading {label} to {remote}: {error}")]
     Upload {
         label: String,
         remote: String,
-        message: String,
+        error: GuestError,
     },
-    #[error(
-        "could not reach the guest again within `start_retry_timeout` ({timeout:?}): {message}"
-    )]
-    Reconnect { timeout: Duration, message: String },
+    #[error("could not reach the guest again within `start_retry_timeout` ({timeout:?}): {error}")]
+    Reconnect {
+        timeout: Duration,
+        error: GuestError,
+    },
     #[error("{0}")]
-    Exec(String),
+    Exec(GuestError),
 }
 
 fn tail_text(tail: &[String]) -> String {
@@ -725,10 +727,10 @@ pub async fn run(
         guest
             .upload_bytes(content, path, 0o600, cfg.start_retry_timeout, ev)
             .await
-            .map_err(|message| ShellRunError::Upload {
+            .map_err(|error| ShellRunError::Upload {
                 label: "environment file".into(),
                 remote: path.clone(),
-                message,
+                error,
             })?;
     }
     for run in &plan.runs {
@@ -742,10 +744,10 @@ pub async fn run(
                 ev,
             )
             .await
-            .map_err(|message| ShellRunError::Upload {
+            .map_err(|error| ShellRunError::Upload {
                 label: run.label.clone(),
                 remote: run.remote_path.clone(),
-                message,
+                error,
             })?;
         let mut tail = Tail::default();
         let status = guest.exec_streamed(&run.command, ev, &mut tail).await;
@@ -770,12 +772,12 @@ pub async fn run(
                 guest
                     .reconnect(cfg.start_retry_timeout, ev)
                     .await
-                    .map_err(|message| ShellRunError::Reconnect {
+                    .map_err(|error| ShellRunError::Reconnect {
                         timeout: cfg.start_retry_timeout,
-                        message,
+                        error,
                     })?;
             }
-            Err(e) => return Err(ShellRunError::Exec(e.to_string())),
+            Err(e) => return Err(ShellRunError::Exec(e.into())),
         }
         if !cfg.skip_clean {
             guest

@@ -270,32 +270,9 @@ pub(crate) fn base_key(shape: Value, facts: &BaseFacts) -> CacheKey {
 /// The digest of a large file, remembered by path, size, inode and mtime
 /// under the store (a base image is hashed once, not on every build).
 pub(crate) fn memo_digest(store: &Store, path: &Path) -> Result<String, String> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let stamp = json!({
-        "path": path.to_string_lossy(),
-        "size": meta.len(),
-        "ino": meta.ino(),
-        "dev": meta.dev(),
-        "mtime_ns": meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
-    });
-    let dir = store.root().join("digests");
-    let memo = dir.join(key::digest_bytes(path.as_os_str().as_encoded_bytes()).replace(':', "-"));
-    if let Ok(text) = std::fs::read_to_string(&memo)
-        && let Ok(v) = serde_json::from_str::<Value>(&text)
-        && v.get("stamp") == Some(&stamp)
-        && let Some(d) = v.get("digest").and_then(Value::as_str)
-    {
-        return Ok(d.to_string());
-    }
-    let digest = key::digest_file(path).map_err(|e| e.to_string())?;
-    let _ = std::fs::create_dir_all(&dir);
-    let staged = dir.join(format!(".{}.tmp", std::process::id()));
-    let body = json!({ "stamp": stamp, "digest": digest }).to_string();
-    if std::fs::write(&staged, body).is_ok() {
-        let _ = std::fs::rename(&staged, &memo);
-    }
-    Ok(digest)
+    kiln_fs::DigestMemo::new(store.root().join("digests"))
+        .get_or_compute(path, "blake3", || key::digest_file(path))
+        .map_err(|e| e.to_string())
 }
 
 /// Where a step named on the command line is in the build's step list:

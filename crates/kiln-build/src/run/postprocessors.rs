@@ -146,16 +146,22 @@ async fn run_one(
         }
         PostProcessorConfig::MaasTgz(cfg) => {
             let (artifact, scan) =
-                maas::run_tgz(cfg, input, &cwd, &build_name, &builder_type, leak, ev).await?;
+                maas::run_tgz(cfg, input, &cwd, &build_name, &builder_type, leak, ev)
+                    .await
+                    .map_err(|e| e.to_string())?;
             Ok((artifact.clone(), scan.map(|s| scan_record(&artifact, &s))))
         }
         PostProcessorConfig::MaasDd(cfg) => {
             let (artifact, scan) =
-                maas::run_dd(cfg, input, &cwd, &build_name, &builder_type, leak, ev).await?;
+                maas::run_dd(cfg, input, &cwd, &build_name, &builder_type, leak, ev)
+                    .await
+                    .map_err(|e| e.to_string())?;
             Ok((artifact.clone(), scan.map(|s| scan_record(&artifact, &s))))
         }
         PostProcessorConfig::MaasUpload(cfg) => {
-            maas::run_upload(cfg, input, &cwd, ev).await?;
+            maas::run_upload(cfg, input, &cwd, ev)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok((input.clone(), None))
         }
     }

@@ -178,18 +178,6 @@ const KEY_HEADERS: &[&str] = &[
     "-----BEGIN PGP PRIVATE KEY BLOCK-----",
 ];
 
-const HISTORIES: &[&str] = &[
-    ".bash_history",
-    ".zsh_history",
-    ".sh_history",
-    ".ash_history",
-    ".python_history",
-    ".mysql_history",
-    ".psql_history",
-    ".sqlite_history",
-    ".node_repl_history",
-];
-
 /// Bytes of context after a key header that must look like key material
 /// (a line break, `\n` escaped in JSON, up to 32 bytes of YAML indentation,
 /// then 16 of base64).
@@ -569,7 +557,7 @@ impl Scanner {
                 format!("SSH host private key ({size} bytes, [redacted])"),
             );
         }
-        if HISTORIES.contains(&name) && size > 0 {
+        if crate::traces::SHELL_HISTORIES.contains(&name) && size > 0 {
             self.add(
                 path,
                 "shell-history",

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::{Fail, Func, FuncCtx, P, p, str_arg};
+use crate::gopath;
 use crate::load::input::{InputError, TEMPLATE_LIMIT, read_input};
 use crate::value::{Value, go_quote};
 
@@ -77,68 +78,6 @@ pub(crate) const FUNCS: &[Func] = &[
     },
 ];
 
-// ---------------------------------------------------------------------------
-// Go's path/filepath, for `/`-separated paths
-// ---------------------------------------------------------------------------
-
-/// Go's `filepath.Clean`.
-pub(crate) fn go_clean(path: &str) -> String {
-    if path.is_empty() {
-        return ".".into();
-    }
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|p| *p != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            p => parts.push(p),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
-    }
-}
-
-/// Go's `filepath.Join`.
-fn go_join(a: &str, b: &str) -> String {
-    match (a.is_empty(), b.is_empty()) {
-        (true, true) => String::new(),
-        (true, false) => go_clean(b),
-        (false, true) => go_clean(a),
-        (false, false) => go_clean(&format!("{a}/{b}")),
-    }
-}
-
-/// Go's `filepath.Base`.
-fn go_base(path: &str) -> String {
-    if path.is_empty() {
-        return ".".into();
-    }
-    let trimmed = path.trim_end_matches('/');
-    if trimmed.is_empty() {
-        return "/".into();
-    }
-    trimmed.rsplit('/').next().unwrap_or(trimmed).to_string()
-}
-
-/// Go's `filepath.Dir`.
-fn go_dir(path: &str) -> String {
-    match path.rfind('/') {
-        Some(i) => go_clean(&path[..=i]),
-        None => ".".into(),
-    }
-}
-
 /// go-homedir's `Expand`.
 fn expand_home(path: &str) -> Result<String, String> {
     if !path.starts_with('~') {
@@ -156,9 +95,9 @@ fn expand_home(path: &str) -> Result<String, String> {
 fn resolve(ctx: &FuncCtx<'_>, path: &str) -> Result<String, Fail> {
     let expanded = expand_home(path).map_err(|e| Fail::call(format!("failed to expand ~: {e}")))?;
     if expanded.starts_with('/') {
-        Ok(go_clean(&expanded))
+        Ok(gopath::clean(&expanded))
     } else {
-        Ok(go_join(&ctx.cwd.to_string_lossy(), &expanded))
+        Ok(gopath::join(&ctx.cwd.to_string_lossy(), &expanded))
     }
 }
 
@@ -170,18 +109,18 @@ fn process_cwd() -> Result<PathBuf, Fail> {
 fn abspath(args: Vec<Value>, _: &FuncCtx<'_>) -> Result<Value, Fail> {
     let path = str_arg(&args, 0)?;
     if path.starts_with('/') {
-        return Ok(Value::String(go_clean(path)));
+        return Ok(Value::String(gopath::clean(path)));
     }
     let cwd = process_cwd()?;
-    Ok(Value::String(go_join(&cwd.to_string_lossy(), path)))
+    Ok(Value::String(gopath::join(&cwd.to_string_lossy(), path)))
 }
 
 fn basename(args: Vec<Value>, _: &FuncCtx<'_>) -> Result<Value, Fail> {
-    Ok(Value::String(go_base(str_arg(&args, 0)?)))
+    Ok(Value::String(gopath::base(str_arg(&args, 0)?)))
 }
 
 fn dirname(args: Vec<Value>, _: &FuncCtx<'_>) -> Result<Value, Fail> {
-    Ok(Value::String(go_dir(str_arg(&args, 0)?)))
+    Ok(Value::String(gopath::dir(str_arg(&args, 0)?)))
 }
 
 fn pathexpand(args: Vec<Value>, _: &FuncCtx<'_>) -> Result<Value, Fail> {
@@ -293,11 +232,11 @@ fn fileset(args: Vec<Value>, ctx: &FuncCtx<'_>) -> Result<Value, Fail> {
     let dir = str_arg(&args, 0)?;
     let pattern = str_arg(&args, 1)?;
     let base = if dir.starts_with('/') {
-        go_clean(dir)
+        gopath::clean(dir)
     } else {
-        go_join(&ctx.cwd.to_string_lossy(), dir)
+        gopath::join(&ctx.cwd.to_string_lossy(), dir)
     };
-    let full_pattern = go_join(&base, pattern);
+    let full_pattern = gopath::join(&base, pattern);
     // The part of the pattern below the base directory.
     let rel_pattern = if base == "/" {
         full_pattern.trim_start_matches('/').to_string()
@@ -305,7 +244,7 @@ fn fileset(args: Vec<Value>, ctx: &FuncCtx<'_>) -> Result<Value, Fail> {
         full_pattern
             .strip_prefix(&format!("{base}/"))
             .map(str::to_string)
-            .unwrap_or_else(|| go_clean(pattern))
+            .unwrap_or_else(|| gopath::clean(pattern))
     };
     let segments: Vec<&str> = rel_pattern.split('/').filter(|s| !s.is_empty()).collect();
     for seg in &segments {
@@ -601,22 +540,6 @@ mod tests {
 
     fn in_dir(dir: &Path, name: &str, args: Vec<Value>) -> Result<Value, String> {
         call(name, args, &ctx_in(dir)).map_err(|e| format!("`{name}`: {}", e.message))
-    }
-
-    #[test]
-    fn go_path_helpers() {
-        assert_eq!(go_clean("a//b/./c/.."), "a/b");
-        assert_eq!(go_clean("/../a"), "/a");
-        assert_eq!(go_clean("../../a"), "../../a");
-        assert_eq!(go_clean(""), ".");
-        assert_eq!(go_base("foo/bar/baz.txt"), "baz.txt");
-        assert_eq!(go_base("foo/bar/"), "bar");
-        assert_eq!(go_base("/"), "/");
-        assert_eq!(go_base(""), ".");
-        assert_eq!(go_dir("foo/bar/baz.txt"), "foo/bar");
-        assert_eq!(go_dir("baz.txt"), ".");
-        assert_eq!(go_dir("/foo/bar/"), "/foo/bar");
-        assert_eq!(go_dir("/"), "/");
     }
 
     #[test]
