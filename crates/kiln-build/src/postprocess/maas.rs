@@ -120,7 +120,7 @@ pub static UPLOAD_SCHEMA: Schema = Schema {
     groups: &[UPLOAD_FIELDS],
     example: &[
         ("url", "http://maas.example:5240/MAAS"),
-        ("name", "custom/debian-12"),
+        ("resource_name", "custom/debian-12"),
     ],
 };
 
@@ -132,10 +132,11 @@ pub static UPLOAD_FIELDS: &[Field] = &[
         "`consumer:token:secret`; unset: the `MAAS_API_KEY` environment variable.",
     )
     .sensitive(),
+    // Not `name`: Packer's common `name` names the post-processor block.
     Field::new(
-        "name",
+        "resource_name",
         "string",
-        "Boot resource name, e.g. `custom/debian-12`.",
+        "Boot resource name, e.g. `custom/debian-12` (MAAS's `name`).",
     )
     .required(),
     Field::new("title", "string", "Title shown in MAAS; unset: the name."),
@@ -348,7 +349,19 @@ pub fn decode_upload(body: &Body, what: &str) -> Result<UploadConfig, Vec<Decode
     let mut d = Decoder::with_schema(body, what, &UPLOAD_SCHEMA);
     let url: Option<String> = d.required("url");
     let api_key: Option<String> = d.opt("api_key");
-    let name: Option<String> = d.required("name");
+    let present = d.has("resource_name");
+    let name: Option<String> = d.opt("resource_name");
+    if !present {
+        d.error(
+            "resource_name",
+            "missing required attribute",
+            Some(
+                "the boot resource's name (MAAS's `name`, e.g. `custom/debian-12`) is `resource_name`; \
+                 `name` names the post-processor block itself, as in Packer"
+                    .into(),
+            ),
+        );
+    }
     let title = d.opt("title");
     let architecture = d.or_default("architecture");
     let filetype = d.opt("filetype");

@@ -334,7 +334,7 @@ build {
   sources = ["source.qemu.x"]
   post-processor "maas-upload" {
     url     = "http://maas:5240/MAAS"
-    name    = "custom/x"
+    resource_name = "custom/x"
     api_key = "a:b:c"
     title   = "not a secret"
   }
@@ -392,13 +392,8 @@ fn no_plugin_field_is_shadowed_by_a_field_every_block_has() {
     use kiln_template::load::{POST_PROCESSOR_COMMON, PROVISIONER_COMMON};
     // The loader takes the common fields before a plugin's decoder sees the
     // body. `keep_input_artifact` is listed per post-processor because its
-    // meaning differs between them. Known bug: the loader takes `name` as
-    // the block's name, so `maas-upload` never receives its required
-    // `name`; renaming the field changes templates, so it is left for a
-    // decision.
-    let allowed = |schema: &Schema, name: &str| {
-        name == "keep_input_artifact" || (schema.name == "maas-upload" && name == "name")
-    };
+    // meaning differs between them.
+    let allowed = |_: &Schema, name: &str| name == "keep_input_artifact";
     for (list, common) in [
         (PROVISIONERS, PROVISIONER_COMMON),
         (POST_PROCESSORS, POST_PROCESSOR_COMMON),
@@ -414,4 +409,22 @@ fn no_plugin_field_is_shadowed_by_a_field_every_block_has() {
             }
         }
     }
+}
+
+#[test]
+fn maas_upload_without_resource_name_says_that_name_labels_the_block() {
+    let errors = decode(
+        &crate::postprocess::maas::UPLOAD_SCHEMA,
+        &[("url", Value::String("http://maas:5240/MAAS".into()))],
+    )
+    .unwrap_err();
+    let text = messages(&errors).join("\n");
+    assert!(
+        text.contains("`resource_name`: missing required attribute"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`name` names the post-processor block"),
+        "{text}"
+    );
 }
