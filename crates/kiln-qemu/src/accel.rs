@@ -497,11 +497,6 @@ struct CacheEntry {
     report: ProbeReport,
 }
 
-/// Probe with the defaults (no verdict cache).
-pub async fn probe_accelerator() -> ProbeReport {
-    probe_accelerator_with(&ProbeOptions::default()).await
-}
-
 /// Probe KVM: the device, then the smoke guest. Only verdicts about the
 /// host (not probe failures) are cached.
 pub async fn probe_accelerator_with(options: &ProbeOptions) -> ProbeReport {
