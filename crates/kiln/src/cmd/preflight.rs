@@ -127,3 +127,30 @@ pub async fn refuse_if_unfit(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use kiln_template::load::{LoadOptions, load_from_memory};
+
+    use super::*;
+
+    #[test]
+    fn origin_of_names_the_auto_var_file_line_that_set_the_variable() {
+        let template = "variable \"memory\" {\n  default = 1024\n}\nsource \"qemu\" \"x\" {\n  cpus   = 2\n  memory = \"${var.memory}\"\n}\nbuild { sources = [\"source.qemu.x\"] }\n";
+        let loaded = load_from_memory(
+            &[("t.pkr.hcl".into(), template.into())],
+            &[(
+                "big.auto.pkrvars.hcl".into(),
+                "# big\n\nmemory = 4096\n".into(),
+            )],
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        let attrs = &loaded.builds[0].source.body.attrs;
+        let origin = origin_of(&attrs["memory"].span, &loaded).unwrap();
+        assert_eq!(origin.text, "var.memory, set in big.auto.pkrvars.hcl:3");
+        assert_eq!(origin.var.as_deref(), Some("memory"));
+        // A literal names no variable: the caller falls back to its span.
+        assert!(origin_of(&attrs["cpus"].span, &loaded).is_none());
+    }
+}
