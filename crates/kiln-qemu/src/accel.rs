@@ -181,21 +181,21 @@ impl Default for ProbeOptions {
         ProbeOptions {
             qemu_binary: "qemu-system-x86_64".into(),
             deadline: SMOKE_DEADLINE,
-            cache_dir: default_cache_dir(),
+            cache_dir: None,
             kvm_device: PathBuf::from("/dev/kvm"),
         }
     }
 }
 
-/// `KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`.
-pub fn default_cache_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("KILN_CACHE_DIR").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(d));
+impl ProbeOptions {
+    /// The defaults, with the verdict cached in `dir` (kiln's cache root,
+    /// resolved once by the caller: `KILN_CACHE_DIR`, `PACKER_CACHE_DIR`…).
+    pub fn cached_in(dir: &Path) -> ProbeOptions {
+        ProbeOptions {
+            cache_dir: Some(dir.to_path_buf()),
+            ..ProbeOptions::default()
+        }
     }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(d).join("kiln"));
-    }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("kiln"))
 }
 
 /// How the accelerator was decided.
@@ -495,11 +495,6 @@ fn fnv64(s: &str) -> u64 {
 struct CacheEntry {
     key: String,
     report: ProbeReport,
-}
-
-/// Probe with the defaults (cached per boot).
-pub async fn probe_accelerator() -> ProbeReport {
-    probe_accelerator_with(&ProbeOptions::default()).await
 }
 
 /// Probe KVM: the device, then the smoke guest. Only verdicts about the

@@ -7,15 +7,18 @@ use clap::{Parser, Subcommand};
 use kiln_template::load::LoadOptions;
 
 use crate::cmd;
+use crate::context::Context;
 use crate::exit::Exit;
 use crate::render;
+use crate::settings::Settings;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "kiln",
     version,
     about = "Build machine images from Packer HCL2 templates",
-    long_about = "Build machine images from Packer HCL2 templates, with Packer's semantics.\n\nPacker's single-dash flags (`-var`, `-var-file`, `-only`, …) are accepted as well as `--var`."
+    long_about = "Build machine images from Packer HCL2 templates, with Packer's semantics.\n\nPacker's single-dash flags (`-var`, `-var-file`, `-only`, …) are accepted as well as `--var`.",
+    after_long_help = crate::env_vars::help()
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -103,10 +106,12 @@ pub struct TemplateFlags {
 }
 
 impl TemplateArgs {
-    /// Loader options from the flags and this process's environment.
-    pub fn load_options(&self) -> Result<LoadOptions, String> {
+    /// Loader options from the flags and the command's settings.
+    pub fn load_options(&self, settings: &Settings) -> Result<LoadOptions, String> {
         let f = &self.flags;
         let mut opts = LoadOptions::new(&self.path);
+        opts.env.clone_from(&settings.pkr_vars);
+        opts.cwd.clone_from(&settings.cwd);
         for v in &f.vars {
             let Some((k, val)) = v.split_once('=') else {
                 return Err(format!("invalid -var `{v}`: expected `name=value`"));
@@ -193,18 +198,21 @@ pub fn run(args: Vec<OsString>) -> Exit {
             return code;
         }
     };
+    // Resolved once; from here on nothing reads the environment.
+    let cx = Context::new(Settings::from_process());
+    render::set_color_allowed(cx.settings.color);
     match cli.command {
-        Command::Build(a) => cmd::build::run(&a),
-        Command::Plan(a) => cmd::plan::run(&a),
-        Command::Doctor(a) => cmd::doctor::run(&a),
+        Command::Build(a) => cmd::build::run(&a, &cx),
+        Command::Plan(a) => cmd::plan::run(&a, &cx),
+        Command::Doctor(a) => cmd::doctor::run(&a, &cx),
         Command::Scan(a) => cmd::scan::run(&a),
-        Command::Cache { command } => cmd::cache::run(&command),
-        Command::Maas { command } => cmd::maas::run(&command),
-        Command::Validate(a) => cmd::validate::run(&a),
-        Command::Inspect(a) => cmd::inspect::run(&a),
+        Command::Cache { command } => cmd::cache::run(&command, &cx),
+        Command::Maas { command } => cmd::maas::run(&command, &cx),
+        Command::Validate(a) => cmd::validate::run(&a, &cx),
+        Command::Inspect(a) => cmd::inspect::run(&a, &cx),
         Command::Vars {
             command: VarsCommand::Explain(a),
-        } => cmd::vars::explain(&a),
+        } => cmd::vars::explain(&a, &cx),
         Command::Fmt(a) => cmd::fmt::run(&a),
         Command::Init(a) => cmd::init::run(&a),
         Command::Docs { command } => cmd::docs::run(&command),

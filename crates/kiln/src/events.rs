@@ -40,7 +40,7 @@ const RESET: &str = "\x1b[0m";
 impl Renderer {
     pub fn new(mode: Mode, console: bool) -> Self {
         let tty = std::io::stdout().is_terminal();
-        let color = tty && std::env::var_os("NO_COLOR").is_none();
+        let color = tty && crate::render::color_allowed();
         let bars = MultiProgress::with_draw_target(if tty && mode == Mode::Human {
             ProgressDrawTarget::stdout()
         } else {

@@ -2,11 +2,14 @@
 
 mod cli;
 mod cmd;
+mod context;
+mod env_vars;
 mod events;
 mod exit;
 mod interrupt;
 mod record;
 mod render;
+mod settings;
 
 fn main() -> std::process::ExitCode {
     render::install_panic_hook();

@@ -12,11 +12,23 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use kiln_secret::Redactor;
 use kiln_template::diag::Diag;
 
 static REDACTOR: RwLock<Option<Redactor>> = RwLock::new(None);
+/// `NO_COLOR` is unset (from the command's settings).
+static COLOR_ALLOWED: AtomicBool = AtomicBool::new(true);
+
+/// Whether output may be coloured, as the settings resolved `NO_COLOR`.
+pub fn set_color_allowed(allowed: bool) {
+    COLOR_ALLOWED.store(allowed, Ordering::Relaxed);
+}
+
+pub fn color_allowed() -> bool {
+    COLOR_ALLOWED.load(Ordering::Relaxed)
+}
 
 /// Mask these values in everything printed from now on (adds to what was
 /// set before).
@@ -113,7 +125,7 @@ pub fn install_panic_hook() {
 }
 
 fn color() -> bool {
-    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+    color_allowed() && std::io::stderr().is_terminal()
 }
 
 /// A diagnostic drawn with its source snippet.

@@ -36,5 +36,5 @@ pub use key::{
 };
 pub use store::{
     DEFAULT_SIZE_LIMIT, DamagedEntry, Entry, EntryInfo, EntryMeta, Lease, Listing, PrunePolicy,
-    PruneReport, Store, StoreError, Usage, default_root,
+    PruneReport, Store, StoreError, Usage, root_in,
 };

@@ -63,8 +63,6 @@ pub enum StoreError {
     },
     #[error("cache entry metadata `{}` is invalid: {message}", path.display())]
     Meta { path: PathBuf, message: String },
-    #[error("no cache directory: set `KILN_CACHE_DIR`, `XDG_CACHE_HOME` or `HOME`")]
-    NoRoot,
     #[error("cache entry `{key}` is gone (pruned meanwhile?)")]
     Gone { key: String },
 }
@@ -339,23 +337,10 @@ impl PublishError {
     }
 }
 
-/// The default cache root: `$KILN_CACHE_DIR/steps`, else
-/// `$XDG_CACHE_HOME/kiln/steps`, else `~/.cache/kiln/steps`.
-pub fn default_root() -> Result<PathBuf, StoreError> {
-    let var = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(dir) = var("KILN_CACHE_DIR") {
-        return Ok(dir.join("steps"));
-    }
-    if let Some(dir) = var("XDG_CACHE_HOME") {
-        return Ok(dir.join("kiln").join("steps"));
-    }
-    var("HOME")
-        .map(|home| home.join(".cache").join("kiln").join("steps"))
-        .ok_or(StoreError::NoRoot)
+/// The step cache's directory under kiln's cache root (which the binary
+/// resolves once: `KILN_CACHE_DIR`, `PACKER_CACHE_DIR`, `~/.cache/kiln`).
+pub fn root_in(cache_root: &Path) -> PathBuf {
+    cache_root.join("steps")
 }
 
 /// The step cache on disk. Cheap to clone; every method is blocking
@@ -1623,9 +1608,8 @@ mod tests {
     }
 
     #[test]
-    fn default_root_ends_in_steps() {
-        // Read-only check of the rule without touching the environment.
-        let root = default_root().unwrap();
+    fn root_in_ends_in_steps() {
+        let root = root_in(Path::new("cache"));
         assert!(root.ends_with("steps"), "{}", root.display());
     }
 }

@@ -296,26 +296,32 @@ impl Default for CollectOptions {
             dirs: Vec::new(),
             firmware_arches: Vec::new(),
             command_timeout: Duration::from_secs(10),
-            cache_dir: kiln_qemu::accel::default_cache_dir(),
+            cache_dir: None,
         }
     }
 }
 
 impl CollectOptions {
+    /// The defaults, with the KVM verdict and what QEMU said about itself
+    /// kept under kiln's cache root (resolved once by the caller).
+    pub fn cached_in(cache_root: &Path) -> CollectOptions {
+        CollectOptions {
+            probe: Some(ProbeOptions::cached_in(cache_root)),
+            cache_dir: Some(cache_root.to_path_buf()),
+            ..CollectOptions::default()
+        }
+    }
+
     /// What `kiln doctor` looks at without a template: the host's own
     /// emulator (`qemu-system-<arch>`), its UEFI firmware, and free space
     /// in the working directory and kiln's cache.
-    pub fn doctor() -> CollectOptions {
+    pub fn doctor(cache_root: &Path) -> CollectOptions {
         let arch = std::env::consts::ARCH;
-        let mut dirs = vec![PathBuf::from(".")];
-        if let Some(cache) = kiln_qemu::accel::default_cache_dir() {
-            dirs.push(cache);
-        }
         CollectOptions {
             binaries: vec![format!("qemu-system-{arch}")],
-            dirs,
+            dirs: vec![PathBuf::from("."), cache_root.to_path_buf()],
             firmware_arches: vec![arch.to_string()],
-            ..CollectOptions::default()
+            ..CollectOptions::cached_in(cache_root)
         }
     }
 }

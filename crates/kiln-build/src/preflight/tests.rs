@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use kiln_qemu::QemuConfig;
-use kiln_qemu::accel::{AccelVerdict, ProbeReport};
+use kiln_qemu::accel::{AccelVerdict, ProbeOptions, ProbeReport};
 use kiln_template::body::{Attribute, Body};
 use kiln_template::span::Span;
 use kiln_template::value::{Number, Value};
@@ -80,6 +80,16 @@ fn demand(name: &str, attrs: &[(&str, Value)]) -> Demand {
     )
 }
 
+/// A cache root kept between test runs (as a user's is between builds):
+/// the probe's verdict and QEMU's answers, keyed by boot and binary.
+fn test_cache_root() -> PathBuf {
+    std::env::temp_dir().join("kiln-preflight-tests")
+}
+
+fn test_options() -> CollectOptions {
+    CollectOptions::cached_in(&test_cache_root())
+}
+
 /// Probe once per test process (the verdict is also cached per boot on
 /// disk), so tests do not boot smoke guests side by side.
 async fn probe() -> ProbeReport {
@@ -88,14 +98,15 @@ async fn probe() -> ProbeReport {
     if let Some(r) = guard.as_ref() {
         return r.clone();
     }
-    let r = kiln_qemu::accel::probe_accelerator().await;
+    let r = kiln_qemu::accel::probe_accelerator_with(&ProbeOptions::cached_in(&test_cache_root()))
+        .await;
     *guard = Some(r.clone());
     r
 }
 
 async fn collect(demands: &[Demand]) -> HostFacts {
     probe().await;
-    HostFacts::collect(demands, &CollectOptions::default()).await
+    HostFacts::collect(demands, &test_options()).await
 }
 
 fn by_id<'a>(checks: &'a [Check], id: &str) -> Vec<&'a Check> {
@@ -241,7 +252,7 @@ async fn memory_above_available_is_refused_naming_the_variable() {
     let cold = Instant::now();
     let uncached = CollectOptions {
         cache_dir: None,
-        ..CollectOptions::default()
+        ..test_options()
     };
     let facts = HostFacts::collect(std::slice::from_ref(&d), &uncached).await;
     let _ = check(std::slice::from_ref(&d), &facts);
@@ -256,7 +267,7 @@ async fn memory_above_available_is_refused_naming_the_variable() {
             .join(", ")
     );
     let start = Instant::now();
-    let facts = HostFacts::collect(std::slice::from_ref(&d), &CollectOptions::default()).await;
+    let facts = HostFacts::collect(std::slice::from_ref(&d), &test_options()).await;
     let checks = check(std::slice::from_ref(&d), &facts);
     let took = start.elapsed();
     eprintln!(
@@ -299,7 +310,7 @@ async fn memory_above_available_is_refused_naming_the_variable() {
     let a = demand("a", &[("memory", n(half as f64))]);
     let b2 = demand("b", &[("memory", n(half as f64))]);
     let both = [a, b2];
-    let facts = HostFacts::collect(&both, &CollectOptions::default()).await;
+    let facts = HostFacts::collect(&both, &test_options()).await;
     let together = check(&both, &facts);
     let c = failing(&together, "memory");
     assert!(
@@ -371,7 +382,7 @@ async fn disk_demand_above_free_space_of_a_small_filesystem_fails() {
         Path::new("/"),
         &|_| None,
     );
-    let facts = HostFacts::collect(std::slice::from_ref(&thin), &CollectOptions::default()).await;
+    let facts = HostFacts::collect(std::slice::from_ref(&thin), &test_options()).await;
     let space = facts.filesystem(&out).unwrap().space.as_ref().unwrap();
     assert_eq!(space.probed, fs.dir.path());
     assert_eq!(space.fs_type.as_deref(), Some("tmpfs"));
@@ -391,7 +402,7 @@ async fn disk_demand_above_free_space_of_a_small_filesystem_fails() {
     );
     cfg.qemu_img_args.create = vec!["-o".into(), "preallocation=falloc".into()];
     let full = Demand::from_qemu("qemu.small", &cfg, Path::new("/"), &|_| None);
-    let facts = HostFacts::collect(std::slice::from_ref(&full), &CollectOptions::default()).await;
+    let facts = HostFacts::collect(std::slice::from_ref(&full), &test_options()).await;
     let checks = check(std::slice::from_ref(&full), &facts);
     let c = failing(&checks, "disk");
     eprintln!("{}", c.detail);
@@ -423,8 +434,7 @@ async fn disk_demand_above_free_space_of_a_small_filesystem_fails() {
         what: "the download of `debian.iso`".into(),
         sparse: false,
     });
-    let facts =
-        HostFacts::collect(std::slice::from_ref(&download), &CollectOptions::default()).await;
+    let facts = HostFacts::collect(std::slice::from_ref(&download), &test_options()).await;
     let checks = check(std::slice::from_ref(&download), &facts);
     assert!(failing(&checks, "disk").detail.contains("debian.iso"));
 }
@@ -527,7 +537,7 @@ async fn unsupported_machine_type_fails_with_close_names() {
 #[tokio::test]
 async fn kvm_verdict_of_this_machine_is_reported_as_the_probe_says() {
     let report = probe().await;
-    let facts = HostFacts::collect(&[], &CollectOptions::doctor()).await;
+    let facts = HostFacts::collect(&[], &CollectOptions::doctor(&test_cache_root())).await;
     let checks = doctor_checks(&facts, None);
     let kvm = by_id(&checks, "kvm");
     assert_eq!(kvm.len(), 1);
@@ -762,7 +772,7 @@ async fn missing_binary_fails_with_a_package_hint() {
 async fn doctor_reports_the_host_as_json() {
     probe().await;
     let start = Instant::now();
-    let facts = HostFacts::collect(&[], &CollectOptions::doctor()).await;
+    let facts = HostFacts::collect(&[], &CollectOptions::doctor(&test_cache_root())).await;
     let checks = doctor_checks(&facts, None);
     eprintln!(
         "doctor: {:.0} ms\n{}",

@@ -61,10 +61,10 @@ use indexmap::IndexMap;
 
 use crate::body::Body;
 use crate::diag::Diag;
-use crate::eval::{EvalError, types};
+use crate::eval::{EvalError, refs, types};
 use crate::source::SourceFile;
 use crate::span::Span;
-use crate::syntax::SExpr;
+use crate::syntax::{SAttr, SBody, SExpr, SFile, SItem};
 use crate::value::{Type, Value};
 
 pub use builds::{POST_PROCESSOR_COMMON, PROVISIONER_COMMON};
@@ -98,11 +98,11 @@ pub struct LoadOptions {
 }
 
 impl LoadOptions {
-    /// Options for `path` with this process's environment and directory.
+    /// Options for `path` in this process's directory. No `PKR_VAR_*`
+    /// values: the caller passes the environment it resolved in `env`.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         LoadOptions {
             path: path.into(),
-            env: std::env::vars().collect(),
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             ..LoadOptions::default()
         }
@@ -286,6 +286,8 @@ pub struct Loaded {
     pub required_plugins: Vec<RequiredPlugin>,
     pub warnings: Vec<Diag>,
     sensitive: BTreeSet<String>,
+    /// The parsed template files, to answer what an attribute reads.
+    templates: Vec<SFile>,
 }
 
 impl Loaded {
@@ -301,6 +303,39 @@ impl Loaded {
     pub fn file(&self, name: &str) -> Option<&Arc<SourceFile>> {
         self.files.iter().find(|f| &*f.name == name)
     }
+
+    /// The input variables that the attribute whose name is written at
+    /// `attribute` (an [`Attribute::span`](crate::body::Attribute::span))
+    /// names, as `var.NAME`, each once in the order written. With
+    /// [`Variable::origin`] and [`describe_origin`] this says where a value
+    /// was set: `memory = var.memory` → `big.auto.pkrvars.hcl:1`.
+    pub fn variables_read_at(&self, attribute: &Span) -> Vec<&Variable> {
+        let Some(file) = self.templates.iter().find(|f| f.src.name == attribute.file) else {
+            return Vec::new();
+        };
+        let Some(attr) = find_attr(&file.body, attribute.bytes.start) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = Vec::new();
+        for r in refs::references(&attr.expr.expr) {
+            if r.root == "var"
+                && let Some(name) = r.attr
+                && !names.contains(&name)
+            {
+                names.push(name);
+            }
+        }
+        names.iter().filter_map(|n| self.variables.get(n)).collect()
+    }
+}
+
+/// The attribute whose name starts at byte `at`, in `body` or its blocks.
+fn find_attr(body: &SBody, at: usize) -> Option<&SAttr> {
+    body.items.iter().find_map(|item| match item {
+        SItem::Attr(a) if a.name_span.start == at => Some(a),
+        SItem::Attr(_) => None,
+        SItem::Block(b) => find_attr(&b.body, at),
+    })
 }
 
 /// A template that could not be loaded: every error found, and the warnings.
@@ -522,6 +557,7 @@ fn evaluate(
         required_plugins,
         warnings: diags.warnings,
         sensitive,
+        templates: parsed.templates,
     })
 }
 
@@ -573,5 +609,66 @@ pub fn relative_to(path: &Path, base: &Path) -> String {
         ".".into()
     } else {
         out.to_string_lossy().into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded(template: &str, var_files: &[(&str, &str)]) -> Loaded {
+        let templates = [("t.pkr.hcl".to_string(), template.to_string())];
+        let var_files: Vec<(String, String)> = var_files
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
+        load_from_memory(&templates, &var_files, &LoadOptions::default())
+            .map_err(|f| format!("{:?}", f.errors))
+            .unwrap()
+    }
+
+    const TEMPLATE: &str = r#"
+variable "memory" {
+  default = 1024
+}
+variable "series" {
+  default = "jammy"
+}
+source "null" "x" {
+  communicator = "none"
+}
+build {
+  sources = ["source.null.x"]
+  provisioner "shell-local" {
+    inline = ["echo ${var.series} ${var.memory} ${var.series}"]
+  }
+}
+"#;
+
+    #[test]
+    fn variables_read_at_names_the_variables_of_an_attribute_with_their_origin() {
+        let l = loaded(
+            TEMPLATE,
+            &[("big.auto.pkrvars.hcl", "# sizes\n\nmemory = 4096\n")],
+        );
+        let inline = &l.builds[0].provisioners[0].body.attrs["inline"];
+        let read = l.variables_read_at(&inline.span);
+        let names: Vec<&str> = read.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["series", "memory"]);
+        let memory = read[1].origin().unwrap();
+        assert_eq!(memory.kind, OriginKind::AutoVarFile);
+        assert_eq!(describe_origin(memory), "big.auto.pkrvars.hcl:3");
+        assert_eq!(
+            describe_origin(read[0].origin().unwrap()),
+            "the default at t.pkr.hcl:6"
+        );
+    }
+
+    #[test]
+    fn variables_read_at_is_empty_for_a_literal_or_an_unknown_place() {
+        let l = loaded(TEMPLATE, &[]);
+        let communicator = &l.builds[0].source.body.attrs["communicator"];
+        assert!(l.variables_read_at(&communicator.span).is_empty());
+        assert!(l.variables_read_at(&Span::synthetic("-var")).is_empty());
     }
 }

@@ -1,20 +1,23 @@
 //! `kiln build`: load, decode, check the host, run every selected build,
 //! and report artifacts — Packer's `packer build`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use kiln_build::events::Events;
 use kiln_build::plan::decode_builds;
 use kiln_build::run::{CacheOptions, RunOptions, run_all};
 use kiln_build::spec::{OnError, SourceSpec};
+use kiln_qemu::accel::ProbeOptions;
 use kiln_secret::{Redactor, Sensitive};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::TemplateArgs;
+use crate::context::Context;
+use crate::env_vars;
 use crate::events::{Mode, Renderer};
 use crate::exit::Exit;
 use crate::render;
+use crate::settings::Settings;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -57,40 +60,17 @@ pub struct Args {
     /// Force software emulation: `tcg` rewrites `accel=kvm`, `-enable-kvm`
     /// and `-cpu host` in the template (for hosts where KVM does not run
     /// guests) and prints what it rewrote.
-    #[arg(long, value_name = "ACCEL", env = "KILN_ACCEL")]
+    #[arg(long, value_name = "ACCEL", env = env_vars::KILN_ACCEL)]
     pub accel: Option<String>,
 }
 
-/// Where downloads, memos and the accelerator verdict are cached:
-/// `KILN_CACHE_DIR`, else `PACKER_CACHE_DIR`, else `~/.cache/kiln`.
-pub fn cache_dir() -> PathBuf {
-    for var in ["KILN_CACHE_DIR", "PACKER_CACHE_DIR"] {
-        if let Some(d) = std::env::var_os(var).filter(|d| !d.is_empty()) {
-            return PathBuf::from(d);
-        }
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d).join("kiln");
-    }
-    std::env::var_os("HOME")
-        .map(|h| PathBuf::from(h).join(".cache").join("kiln"))
-        .unwrap_or_else(|| std::env::temp_dir().join("kiln-cache"))
-}
-
-/// The step cache settings, unless `--no-cache` (or no cache directory).
-fn step_cache(args: &Args, secrets: &[String]) -> Option<CacheOptions> {
+/// The step cache settings, unless `--no-cache`.
+fn step_cache(args: &Args, settings: &Settings, secrets: &[String]) -> Option<CacheOptions> {
     if args.no_cache {
         return None;
     }
-    let root = match kiln_build::cache::store::default_root() {
-        Ok(root) => root,
-        Err(e) => {
-            render::err_line(&format!("warning: no step cache: {e}"));
-            return None;
-        }
-    };
     Some(CacheOptions {
-        root,
+        root: settings.step_cache_root(),
         from: args.from.clone(),
         until: args.until.clone(),
         resume: args.resume,
@@ -98,18 +78,19 @@ fn step_cache(args: &Args, secrets: &[String]) -> Option<CacheOptions> {
     })
 }
 
-pub fn run(args: &Args) -> Exit {
+pub fn run(args: &Args, cx: &Context) -> Exit {
+    let settings = &cx.settings;
     let Some(on_error) = OnError::parse(&args.on_error) else {
         return crate::cli::usage_error(&format!(
             "`-on-error={}` is not a policy: use cleanup, abort, ask or run-cleanup-provisioner",
             args.on_error
         ));
     };
-    let loaded = match super::load_template(&args.template, Exit::Usage) {
+    let loaded = match super::load_template(&args.template, cx, Exit::Usage) {
         Ok(l) => l,
         Err(e) => return e,
     };
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let cwd = settings.cwd.clone();
     let mut planned = match decode_builds(&loaded, &cwd) {
         Ok(p) => p,
         Err(errors) => {
@@ -155,15 +136,9 @@ pub fn run(args: &Args) -> Exit {
     render::set_redactor(&redactor);
     let run_id = run_uuid();
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match cx.runtime() {
         Ok(r) => r,
-        Err(e) => {
-            render::error(&format!("cannot start the async runtime: {e}"), None);
-            return Exit::Failed;
-        }
+        Err(e) => return e,
     };
     let mode = if args.json { Mode::Json } else { Mode::Human };
     let outcome = runtime.block_on(async {
@@ -172,7 +147,8 @@ pub fn run(args: &Args) -> Exit {
             .iter()
             .any(|s| matches!(&s.source, SourceSpec::Qemu(q) if q.accelerator.is_none() || q.accelerator == Some(kiln_qemu::Accelerator::Kvm)));
         let kvm = if needs_probe {
-            Some(kiln_qemu::accel::probe_accelerator().await.verdict)
+            let probe = ProbeOptions::cached_in(&settings.cache_root);
+            Some(kiln_qemu::accel::probe_accelerator_with(&probe).await.verdict)
         } else {
             None
         };
@@ -180,13 +156,13 @@ pub fn run(args: &Args) -> Exit {
             cwd: cwd.clone(),
             force: args.force,
             on_error,
-            cache_dir: cache_dir(),
+            cache_dir: settings.cache_root.clone(),
             log_dir: cwd.join(".kiln").join("logs"),
             run_uuid: run_id.clone(),
             kvm,
             parallel_builds: args.parallel_builds,
             boot_silence_timeout: Duration::from_secs(120),
-            cache: step_cache(args, &secrets),
+            cache: step_cache(args, settings, &secrets),
         };
         if !args.skip_preflight
             && let Err(exit) = super::preflight::refuse_if_unfit(&planned.specs, &loaded, &opts, mode).await

@@ -4,8 +4,9 @@
 use kiln_build::cache::fmt as cfmt;
 use std::path::PathBuf;
 
-use kiln_build::cache::{PrunePolicy, Store, default_root};
+use kiln_build::cache::{PrunePolicy, Store};
 
+use crate::context::Context;
 use crate::exit::Exit;
 use crate::render;
 
@@ -40,14 +41,14 @@ pub struct PruneArgs {
 
 /// The store if there is one: `ls`, `du` and `prune` create nothing, and a
 /// missing cache directory is an empty cache.
-fn open_existing() -> Result<(PathBuf, Option<Store>), Exit> {
-    let fail = |e: kiln_build::cache::StoreError| {
-        render::error(&e.to_string(), None);
-        Exit::Failed
-    };
-    let root = default_root().map_err(fail)?;
-    let store = Store::open_existing(&root).map_err(fail)?;
-    Ok((root, store))
+fn open_existing(root: PathBuf) -> Result<(PathBuf, Option<Store>), Exit> {
+    match Store::open_existing(&root) {
+        Ok(store) => Ok((root, store)),
+        Err(e) => {
+            render::error(&e.to_string(), None);
+            Err(Exit::Failed)
+        }
+    }
 }
 
 fn print_json(value: serde_json::Result<serde_json::Value>) {
@@ -58,8 +59,8 @@ fn print_json(value: serde_json::Result<serde_json::Value>) {
     );
 }
 
-pub fn run(cmd: &Command) -> Exit {
-    let (root, store) = match open_existing() {
+pub fn run(cmd: &Command, cx: &Context) -> Exit {
+    let (root, store) = match open_existing(cx.settings.step_cache_root()) {
         Ok(s) => s,
         Err(e) => return e,
     };

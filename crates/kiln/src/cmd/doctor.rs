@@ -11,6 +11,7 @@ use kiln_build::preflight::{
 };
 
 use crate::cli::{TemplateArgs, TemplateFlags};
+use crate::context::Context;
 use crate::exit::Exit;
 use crate::render;
 
@@ -40,15 +41,16 @@ impl Args {
     }
 }
 
-pub fn run(args: &Args) -> Exit {
-    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+pub fn run(args: &Args, cx: &Context) -> Exit {
+    let settings = &cx.settings;
+    let cwd = settings.cwd.clone();
     // A build that cannot be planned is reported (its errors, and a failed
     // `template` check) and the others are still checked.
     let mut template_checks = Vec::new();
     let demands = match args.template() {
         None => None,
         Some(t) => {
-            let loaded = match super::load_template(&t, Exit::Usage) {
+            let loaded = match super::load_template(&t, cx, Exit::Usage) {
                 Ok(l) => l,
                 Err(e) => return e,
             };
@@ -73,7 +75,7 @@ pub fn run(args: &Args) -> Exit {
                 cwd: cwd.clone(),
                 force: false,
                 on_error: Default::default(),
-                cache_dir: super::build::cache_dir(),
+                cache_dir: settings.cache_root.clone(),
                 log_dir: cwd.join(".kiln/logs"),
                 run_uuid: String::new(),
                 kvm: None,
@@ -88,19 +90,14 @@ pub fn run(args: &Args) -> Exit {
             ))
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match cx.runtime() {
         Ok(r) => r,
-        Err(e) => {
-            render::error(&format!("cannot start the async runtime: {e}"), None);
-            return Exit::Failed;
-        }
+        Err(e) => return e,
     };
     runtime.block_on(async {
         let demands_slice = demands.as_deref().unwrap_or(&[]);
-        let facts = HostFacts::collect(demands_slice, &CollectOptions::doctor()).await;
+        let facts =
+            HostFacts::collect(demands_slice, &CollectOptions::doctor(&settings.cache_root)).await;
         // With demands, doctor_checks holds the template's checks too.
         let mut checks = doctor_checks(&facts, demands.as_deref());
         let template_failed = !template_checks.is_empty();

@@ -5,6 +5,7 @@ use kiln_template::load::Loaded;
 use kiln_template::value::Value;
 
 use crate::cli::TemplateArgs;
+use crate::context::Context;
 use crate::exit::Exit;
 use crate::render;
 
@@ -17,8 +18,8 @@ pub struct Args {
     pub template: TemplateArgs,
 }
 
-pub fn run(args: &Args) -> Exit {
-    let loaded = match super::load_template(&args.template, Exit::Usage) {
+pub fn run(args: &Args, cx: &Context) -> Exit {
+    let loaded = match super::load_template(&args.template, cx, Exit::Usage) {
         Ok(l) => l,
         Err(e) => return e,
     };

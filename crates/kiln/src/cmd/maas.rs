@@ -9,6 +9,8 @@ use kiln_image::qcow2::backing_chain;
 use kiln_image::scan::{ScanConfig, scan_path};
 use kiln_maas::{BootPartition, DdFormat, DdOptions, TgzOptions};
 
+use crate::context::Context;
+use crate::env_vars;
 use crate::exit::Exit;
 use crate::render;
 
@@ -101,21 +103,21 @@ pub struct UploadArgs {
     #[arg(long = "base-image")]
     pub base_image: Option<String>,
     /// `consumer:token:secret`; default the MAAS_API_KEY environment variable.
-    #[arg(long = "api-key", env = "MAAS_API_KEY", hide_env_values = true)]
+    #[arg(long = "api-key", env = env_vars::MAAS_API_KEY, hide_env_values = true)]
     pub api_key: String,
 }
 
-pub fn run(cmd: &Command) -> Exit {
+pub fn run(cmd: &Command, cx: &Context) -> Exit {
     match cmd {
         Command::Tgz(a) => {
-            crate::interrupt::remove_outputs_on_signal();
+            crate::interrupt::remove_outputs_on_signal(cx);
             tgz(a)
         }
         Command::Dd(a) => {
-            crate::interrupt::remove_outputs_on_signal();
+            crate::interrupt::remove_outputs_on_signal(cx);
             dd(a)
         }
-        Command::Upload(a) => upload(a),
+        Command::Upload(a) => upload(a, cx),
     }
 }
 
@@ -277,7 +279,7 @@ fn gate_and_publish(staged: Staged, skip: bool, allow: Vec<(String, String)>) ->
     }
 }
 
-fn upload(a: &UploadArgs) -> Exit {
+fn upload(a: &UploadArgs, cx: &Context) -> Exit {
     let key = match kiln_maas::upload::ApiKey::parse(&a.api_key) {
         Ok(k) => k,
         Err(e) => return crate::cli::usage_error(&e.to_string()),
@@ -293,15 +295,9 @@ fn upload(a: &UploadArgs) -> Exit {
         path: a.artifact.clone(),
         chunk_size: kiln_maas::upload::DEFAULT_CHUNK,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match cx.runtime() {
         Ok(r) => r,
-        Err(e) => {
-            render::error(&format!("cannot start the async runtime: {e}"), None);
-            return Exit::Failed;
-        }
+        Err(e) => return e,
     };
     match runtime.block_on(kiln_maas::upload::upload(&req, &mut |_| {})) {
         Ok(r) => {

@@ -18,13 +18,14 @@ pub mod vars;
 use kiln_template::load::{self, LoadFailure, Loaded};
 
 use crate::cli::TemplateArgs;
+use crate::context::Context;
 use crate::exit::Exit;
 use crate::render;
 
 /// Load a template from the flags; on failure print everything and say
 /// which exit status the command should end with.
-pub fn load_template(args: &TemplateArgs, failed: Exit) -> Result<Loaded, Exit> {
-    let opts = match args.load_options() {
+pub fn load_template(args: &TemplateArgs, cx: &Context, failed: Exit) -> Result<Loaded, Exit> {
+    let opts = match args.load_options(&cx.settings) {
         Ok(o) => o,
         Err(m) => return Err(crate::cli::usage_error(&m)),
     };

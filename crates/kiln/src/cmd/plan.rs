@@ -8,6 +8,7 @@
 use kiln_build::plan::{AccelFrom, decode_builds, plan_json};
 
 use crate::cli::TemplateArgs;
+use crate::context::Context;
 use crate::exit::Exit;
 use crate::render;
 
@@ -20,13 +21,13 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(args: &Args) -> Exit {
-    let loaded = match super::load_template(&args.template, Exit::Usage) {
+pub fn run(args: &Args, cx: &Context) -> Exit {
+    let loaded = match super::load_template(&args.template, cx, Exit::Usage) {
         Ok(l) => l,
         Err(e) => return e,
     };
-    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
-    let planned = match decode_builds(&loaded, &cwd) {
+    let cwd = &cx.settings.cwd;
+    let planned = match decode_builds(&loaded, cwd) {
         Ok(p) => p,
         Err(errors) => {
             render::diagnostics(&errors, &[]);
@@ -35,13 +36,12 @@ pub fn run(args: &Args) -> Exit {
         }
     };
     render::diagnostics(&[], &planned.warnings);
-    let cache = super::build::cache_dir();
     // A build that cannot be planned could not run either: an error (exit
     // 2), never a plan with a hole in it.
     let mut plans = Vec::new();
     let mut failed = 0;
     for spec in &planned.specs {
-        match plan_json(spec, &cwd, &cache) {
+        match plan_json(spec, cwd, &cx.settings.cache_root) {
             Ok(p) => plans.push(p),
             Err(e) => {
                 render::error(&e.to_string(), None);

@@ -67,20 +67,13 @@ pub fn demands(specs: &[BuildSpec], loaded: &Loaded, opts: &RunOptions) -> Vec<D
 }
 
 /// `var.memory, set in VAR03.pkr.hcl:4` when the attribute's expression
-/// names an input variable.
-fn origin_of(span: &kiln_template::span::Span, loaded: &Loaded) -> Option<Origin> {
-    let file = loaded.file(&span.file)?;
-    let rest = file.text.get(span.bytes.start..)?;
-    let line = rest.lines().next()?;
-    let expr = line.split_once('=').map(|(_, e)| e).unwrap_or(line);
-    let at = expr.find("var.")?;
-    let name: String = expr[at + 4..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-        .collect();
-    let var = loaded.variables.get(&name)?;
+/// names an input variable (the first it names), from the template's
+/// provenance of that variable.
+fn origin_of(attribute: &kiln_template::span::Span, loaded: &Loaded) -> Option<Origin> {
+    let var = *loaded.variables_read_at(attribute).first()?;
+    let name = &var.name;
     let set = var.origin().map(describe_origin).unwrap_or_default();
-    Some(Origin::var(&name, format!("var.{name}, set in {set}")))
+    Some(Origin::var(name, format!("var.{name}, set in {set}")))
 }
 
 /// Run the checks; print what is not fine; refuse when something fails.
@@ -94,7 +87,7 @@ pub async fn refuse_if_unfit(
     if demands.is_empty() {
         return Ok(());
     }
-    let facts = HostFacts::collect(&demands, &CollectOptions::default()).await;
+    let facts = HostFacts::collect(&demands, &CollectOptions::cached_in(&opts.cache_dir)).await;
     let checks = check_with(
         &demands,
         &facts,
@@ -133,4 +126,31 @@ pub async fn refuse_if_unfit(
         return Err(Exit::Refused);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use kiln_template::load::{LoadOptions, load_from_memory};
+
+    use super::*;
+
+    #[test]
+    fn origin_of_names_the_auto_var_file_line_that_set_the_variable() {
+        let template = "variable \"memory\" {\n  default = 1024\n}\nsource \"qemu\" \"x\" {\n  cpus   = 2\n  memory = \"${var.memory}\"\n}\nbuild { sources = [\"source.qemu.x\"] }\n";
+        let loaded = load_from_memory(
+            &[("t.pkr.hcl".into(), template.into())],
+            &[(
+                "big.auto.pkrvars.hcl".into(),
+                "# big\n\nmemory = 4096\n".into(),
+            )],
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        let attrs = &loaded.builds[0].source.body.attrs;
+        let origin = origin_of(&attrs["memory"].span, &loaded).unwrap();
+        assert_eq!(origin.text, "var.memory, set in big.auto.pkrvars.hcl:3");
+        assert_eq!(origin.var.as_deref(), Some("memory"));
+        // A literal names no variable: the caller falls back to its span.
+        assert!(origin_of(&attrs["cpus"].span, &loaded).is_none());
+    }
 }

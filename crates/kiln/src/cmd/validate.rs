@@ -4,6 +4,7 @@
 //! existing `output_directory`), and report every error.
 
 use crate::cli::TemplateArgs;
+use crate::context::Context;
 use crate::exit::Exit;
 use crate::render;
 
@@ -13,16 +14,16 @@ pub struct Args {
     pub template: TemplateArgs,
 }
 
-pub fn run(args: &Args) -> Exit {
-    let loaded = match super::load_template(&args.template, Exit::Failed) {
+pub fn run(args: &Args, cx: &Context) -> Exit {
+    let loaded = match super::load_template(&args.template, cx, Exit::Failed) {
         Ok(l) => l,
         Err(e) => return e,
     };
-    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let cwd = &cx.settings.cwd;
     // Every build is decoded and checked against the host, as Packer's
     // Prepare() does; all errors of all builds come out together.
-    let each = kiln_build::plan::decode_each(&loaded, &cwd);
-    let (host_errors, host_warnings) = kiln_build::plan::host_checks(&each.planned, &loaded, &cwd);
+    let each = kiln_build::plan::decode_each(&loaded, cwd);
+    let (host_errors, host_warnings) = kiln_build::plan::host_checks(&each.planned, &loaded, cwd);
     let mut errors: Vec<_> = each.failed.into_iter().flat_map(|(_, es)| es).collect();
     errors.extend(host_errors);
     let mut warnings = each.planned.warnings;

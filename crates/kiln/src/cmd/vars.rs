@@ -7,6 +7,7 @@ use kiln_template::load::{self, Assignment, OriginKind, Variable};
 
 use super::inspect::show;
 use crate::cli::TemplateArgs;
+use crate::context::Context;
 use crate::exit::Exit;
 use crate::render;
 
@@ -19,8 +20,8 @@ pub struct ExplainArgs {
     pub template: TemplateArgs,
 }
 
-pub fn explain(args: &ExplainArgs) -> Exit {
-    let opts = match args.template.load_options() {
+pub fn explain(args: &ExplainArgs, cx: &Context) -> Exit {
+    let opts = match args.template.load_options(&cx.settings) {
         Ok(o) => o,
         Err(m) => return crate::cli::usage_error(&m),
     };
