@@ -383,7 +383,7 @@ pub(crate) async fn run(
     let store = match store {
         Some((store, options)) => match cached::tokenize(
             &plan.program,
-            &plan.args,
+            &plan.args(),
             &cached::ArgvFacts {
                 cwd: &cwd,
                 disks: &disk_paths,
@@ -533,7 +533,7 @@ pub(crate) async fn run(
         None => {
             let cmd = QemuCommand {
                 program: plan.program.clone(),
-                args: plan.args.clone(),
+                args: plan.args(),
                 cwd: Some(cwd.clone()),
                 console_from_stdout: plan.console == ConsoleTap::Stdout,
                 console_log: Some(console_log.clone()),
