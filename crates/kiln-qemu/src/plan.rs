@@ -76,6 +76,8 @@ pub struct QemuPlan {
     pub arguments: Vec<QemuArg>,
     pub console: ConsoleTap,
     pub qmp_socket: String,
+    /// The host port forwarded to the guest's SSH, when there is one.
+    pub ssh_host_port: Option<u16>,
     /// The disks kiln creates, in order (main disk first).
     pub disk_paths: Vec<String>,
     /// Switches of `qemuargs` that replaced defaults, with the defaults dropped.
@@ -348,6 +350,10 @@ pub fn plan_qemu(config: &QemuConfig, facts: &RuntimeFacts) -> Result<QemuPlan, 
         arguments,
         console,
         qmp_socket: facts.qmp_socket.clone(),
+        ssh_host_port: match config.communicator {
+            Communicator::None => None,
+            Communicator::Ssh(_) => facts.ssh_host_port,
+        },
         disk_paths: config.disk_paths(),
         replaced,
         notes,
