@@ -26,7 +26,16 @@
 //!   reads as the console (a `-serial` in `qemuargs` replaces it);
 //! - kiln always adds its own QMP control socket after everything else
 //!   (a second `-qmp`, so a user's `-qmp` does not take it away);
-//! - an unknown `{{ .Field }}` is an error, not an empty string.
+//! - an unknown `{{ .Field }}` is an error, not an empty string;
+//! - a file name kiln puts into an option string has its commas doubled
+//!   (`file=out,,1/disk`), as QEMU reads them; Packer splices it raw, and
+//!   QEMU splits the name there. Config strings Packer splices as options
+//!   (`machine_type`, `disk_interface`, `net_device`…) stay as written.
+//!
+//! The plan is a list of [`QemuArg`]s, each with the [`Slot`] it fills and
+//! the files it names; `qemuargs` that re-declare kiln's drives (the
+//! disks, both pflash drives) are recognised by their files and fill the
+//! same slots. The strings QEMU gets are rendered from that list.
 
 use crate::argv::{self, ArgSource, ArgValue, Media, QemuArg, Slot, canonical, join_qemuargs};
 use crate::config::{Accelerator, Communicator, QemuConfig, clean_path};
@@ -218,33 +227,7 @@ pub fn plan_qemu(config: &QemuConfig, facts: &RuntimeFacts) -> Result<QemuPlan, 
     let data = qemuargs_data(config, facts);
     let known = Known::new(config, facts);
 
-    // The user's switches, values joined per element, in written order.
-    let mut rendered = Vec::with_capacity(config.qemuargs.len());
-    for (index, element) in config.qemuargs.iter().enumerate() {
-        let mut parts = Vec::with_capacity(element.len());
-        for part in element {
-            parts
-                .push(render(part, &data).map_err(|source| PlanError::QemuArgs { index, source })?);
-        }
-        rendered.push(parts);
-    }
-    let mut user: Vec<Group> = Vec::new();
-    for element in join_qemuargs(&rendered) {
-        let source = ArgSource::Qemuargs {
-            index: element.index,
-        };
-        let at = match user.iter().position(|g| g.switch == element.switch) {
-            Some(i) => i,
-            None => {
-                user.push(Group::new(&element.switch, source));
-                user.len() - 1
-            }
-        };
-        if !element.value.is_empty() {
-            let arg = known.classify(&element.switch, element.parsed(), source);
-            user[at].values.push(arg);
-        }
-    }
+    let user = user_groups(config, &data, &known)?;
 
     let mut merged: Vec<Group> = Vec::new();
     let mut replaced = Vec::new();
@@ -358,6 +341,41 @@ pub fn plan_qemu(config: &QemuConfig, facts: &RuntimeFacts) -> Result<QemuPlan, 
         replaced,
         notes,
     })
+}
+
+/// The user's switches, values rendered and joined per element, grouped by
+/// switch in written order.
+fn user_groups(
+    config: &QemuConfig,
+    data: &TemplateData,
+    known: &Known<'_>,
+) -> Result<Vec<Group>, PlanError> {
+    let mut rendered = Vec::with_capacity(config.qemuargs.len());
+    for (index, element) in config.qemuargs.iter().enumerate() {
+        let mut parts = Vec::with_capacity(element.len());
+        for part in element {
+            parts.push(render(part, data).map_err(|source| PlanError::QemuArgs { index, source })?);
+        }
+        rendered.push(parts);
+    }
+    let mut user: Vec<Group> = Vec::new();
+    for element in join_qemuargs(&rendered) {
+        let source = ArgSource::Qemuargs {
+            index: element.index,
+        };
+        let at = match user.iter().position(|g| g.switch == element.switch) {
+            Some(i) => i,
+            None => {
+                user.push(Group::new(&element.switch, source));
+                user.len() - 1
+            }
+        };
+        if !element.value.is_empty() {
+            let arg = known.classify(&element.switch, element.parsed(), source);
+            user[at].values.push(arg);
+        }
+    }
+    Ok(user)
 }
 
 /// The values of one switch: Packer's defaults and `qemuargs` are maps of
