@@ -32,16 +32,16 @@ pub(crate) struct Tokenized {
     pub firmware: Vec<PathBuf>,
 }
 
-/// Why a command line cannot be a template (the build then runs without
-/// the step cache).
+/// What a command line lacks to be a template (the build then runs
+/// without the step cache).
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum TokenizeError {
     #[error("the QEMU command line has no `-drive` with `file={path}` (the build's disk {index})")]
-    NoDisk { index: usize, path: String },
+    Disk { index: usize, path: String },
     #[error("the QEMU command line has no QMP socket")]
-    NoQmp,
+    Qmp,
     #[error("the SSH port forward is not in a `-netdev`/`-nic` argument")]
-    NoSshForward,
+    SshForward,
 }
 
 /// Tokenizes `plan`; relative files resolve against `cwd`, where QEMU runs.
@@ -125,16 +125,16 @@ pub(crate) fn tokenize(plan: &QemuPlan, cwd: &Path) -> Result<Tokenized, Tokeniz
         arguments.push(arg);
     }
     if let Some(index) = found.iter().position(|f| !f) {
-        return Err(TokenizeError::NoDisk {
+        return Err(TokenizeError::Disk {
             index,
             path: plan.disk_paths[index].clone(),
         });
     }
     if !qmp {
-        return Err(TokenizeError::NoQmp);
+        return Err(TokenizeError::Qmp);
     }
     if plan.ssh_host_port.is_some() && !values.contains_key("ssh_port") {
-        return Err(TokenizeError::NoSshForward);
+        return Err(TokenizeError::SshForward);
     }
     Ok(Tokenized {
         template: VmTemplate::new(&plan.program, argv::render(&arguments)),
