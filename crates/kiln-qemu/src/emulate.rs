@@ -16,6 +16,7 @@
 //! before.
 
 use crate::config::{Accelerator, QemuConfig};
+use crate::optstr::OptionString;
 
 /// Force TCG on `cfg`; returns one line per change made.
 pub fn force_tcg(cfg: &mut QemuConfig) -> Vec<String> {
@@ -39,12 +40,7 @@ pub fn force_tcg(cfg: &mut QemuConfig) -> Vec<String> {
         };
         let rewritten: Option<Vec<String>> = match switch {
             "-enable-kvm" => None,
-            "-machine" | "-M" if arg.len() == 2 => {
-                let value = rewrite_options(&arg[1], |key, val| {
-                    (key == "accel" && val != "tcg").then(|| "accel=tcg".to_string())
-                });
-                Some(vec![arg[0].clone(), value])
-            }
+            "-machine" | "-M" if arg.len() == 2 => Some(vec![arg[0].clone(), accel_tcg(&arg[1])]),
             "-accel" if arg.len() == 2 && first_option(&arg[1]) != "tcg" => {
                 Some(vec![arg[0].clone(), "tcg".into()])
             }
@@ -73,37 +69,22 @@ pub fn force_tcg(cfg: &mut QemuConfig) -> Vec<String> {
 }
 
 /// The first option of a QEMU option string (`kvm` of `kvm,kernel-irqchip=on`).
-fn first_option(value: &str) -> &str {
-    value.split(',').next().unwrap_or("")
+fn first_option(value: &str) -> String {
+    OptionString::parse(value)
+        .iter()
+        .next()
+        .map(|o| o.text())
+        .unwrap_or_default()
 }
 
-/// Rewrite the `key=value` options of a QEMU option string; `,,` is a
-/// literal comma inside a value and is kept as it is.
-fn rewrite_options(value: &str, f: impl Fn(&str, &str) -> Option<String>) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur = String::new();
-    let mut chars = value.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == ',' {
-            if chars.peek() == Some(&',') {
-                chars.next();
-                cur.push_str(",,");
-                continue;
-            }
-            parts.push(std::mem::take(&mut cur));
-        } else {
-            cur.push(c);
-        }
+/// Every `accel=` of a `-machine` option string set to `tcg`; the rest
+/// (`,,` included) comes back as written.
+fn accel_tcg(value: &str) -> String {
+    let mut opts = OptionString::parse(value);
+    for accel in opts.values_mut("accel") {
+        *accel = "tcg".into();
     }
-    parts.push(cur);
-    parts
-        .into_iter()
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => f(k, v).unwrap_or(p),
-            None => p,
-        })
-        .collect::<Vec<_>>()
-        .join(",")
+    opts.to_string()
 }
 
 #[cfg(test)]
@@ -173,11 +154,7 @@ mod tests {
         let before = c.qemuargs.clone();
         assert!(force_tcg(&mut c).is_empty());
         assert_eq!(c.qemuargs, before);
-        let tcg = |k: &str, _: &str| (k == "accel").then(|| "accel=tcg".to_string());
-        assert_eq!(
-            rewrite_options("file=a,,b,accel=kvm", tcg),
-            "file=a,,b,accel=tcg"
-        );
+        assert_eq!(accel_tcg("file=a,,b,accel=kvm"), "file=a,,b,accel=tcg");
     }
 
     #[test]

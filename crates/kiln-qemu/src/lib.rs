@@ -9,6 +9,7 @@
 //! `kiln-template`.
 
 pub mod accel;
+pub mod argv;
 pub mod bootcmd;
 pub mod cdrom;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod disk;
 pub mod emulate;
 pub mod firmware;
 pub mod floppy;
+pub mod optstr;
 pub mod placeholders;
 pub mod plan;
 pub mod process;

@@ -26,9 +26,20 @@
 //!   reads as the console (a `-serial` in `qemuargs` replaces it);
 //! - kiln always adds its own QMP control socket after everything else
 //!   (a second `-qmp`, so a user's `-qmp` does not take it away);
-//! - an unknown `{{ .Field }}` is an error, not an empty string.
+//! - an unknown `{{ .Field }}` is an error, not an empty string;
+//! - a file name kiln puts into an option string has its commas doubled
+//!   (`file=out,,1/disk`), as QEMU reads them; Packer splices it raw, and
+//!   QEMU splits the name there. Config strings Packer splices as options
+//!   (`machine_type`, `disk_interface`, `net_device`…) stay as written.
+//!
+//! The plan is a list of [`QemuArg`]s, each with the [`Slot`] it fills and
+//! the files it names; `qemuargs` that re-declare kiln's drives (the
+//! disks, both pflash drives) are recognised by their files and fill the
+//! same slots. The strings QEMU gets are rendered from that list.
 
-use crate::config::{Accelerator, Communicator, QemuConfig};
+use crate::argv::{self, ArgSource, ArgValue, Media, QemuArg, Slot, canonical, join_qemuargs};
+use crate::config::{Accelerator, Communicator, QemuConfig, clean_path};
+use crate::optstr::OptionString;
 use crate::placeholders::{PlaceholderError, TemplateData, render};
 
 /// What the caller decided before QEMU runs.
@@ -70,9 +81,12 @@ pub enum ConsoleTap {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct QemuPlan {
     pub program: String,
-    pub args: Vec<String>,
+    /// The arguments with what each one is; [`QemuPlan::args`] renders them.
+    pub arguments: Vec<QemuArg>,
     pub console: ConsoleTap,
     pub qmp_socket: String,
+    /// The host port forwarded to the guest's SSH, when there is one.
+    pub ssh_host_port: Option<u16>,
     /// The disks kiln creates, in order (main disk first).
     pub disk_paths: Vec<String>,
     /// Switches of `qemuargs` that replaced defaults, with the defaults dropped.
@@ -89,11 +103,15 @@ pub struct Replaced {
 }
 
 impl QemuPlan {
+    /// The arguments as QEMU gets them.
+    pub fn args(&self) -> Vec<String> {
+        argv::render(&self.arguments)
+    }
+
     /// Program and arguments.
     pub fn argv(&self) -> Vec<String> {
-        let mut v = Vec::with_capacity(self.args.len() + 1);
-        v.push(self.program.clone());
-        v.extend(self.args.iter().cloned());
+        let mut v = vec![self.program.clone()];
+        v.extend(self.args());
         v
     }
 
@@ -101,20 +119,20 @@ impl QemuPlan {
     /// reading and snapshots).
     pub fn to_lines(&self) -> String {
         let mut out = self.program.clone();
-        let mut iter = self.args.iter().peekable();
-        while let Some(arg) = iter.next() {
+        for arg in &self.arguments {
             out.push('\n');
-            out.push_str(arg);
-            if arg.starts_with('-')
-                && let Some(next) = iter.peek()
-                && !next.starts_with('-')
-            {
+            out.push_str(&arg.switch);
+            if let Some(value) = &arg.value {
                 out.push(' ');
-                out.push_str(next);
-                iter.next();
+                out.push_str(&value.to_string());
             }
         }
         out
+    }
+
+    /// The arguments that fill `slot`.
+    pub fn slot(&self, slot: Slot) -> impl Iterator<Item = &QemuArg> {
+        self.arguments.iter().filter(move |a| a.slot == slot)
     }
 }
 
@@ -207,56 +225,40 @@ pub fn plan_boot_steps(
 pub fn plan_qemu(config: &QemuConfig, facts: &RuntimeFacts) -> Result<QemuPlan, PlanError> {
     let defaults = default_args(config, facts)?;
     let data = qemuargs_data(config, facts);
+    let known = Known::new(config, facts);
 
-    // The user's switches, values joined per element, in written order.
-    let mut user: Vec<(String, Vec<String>)> = Vec::new();
-    for (index, element) in config.qemuargs.iter().enumerate() {
-        let mut rendered = Vec::with_capacity(element.len());
-        for part in element {
-            rendered
-                .push(render(part, &data).map_err(|source| PlanError::QemuArgs { index, source })?);
-        }
-        let Some((key, values)) = rendered.split_first() else {
-            continue;
-        };
-        let value = values.concat();
-        let slot = match user.iter().position(|(k, _)| k == key) {
-            Some(i) => &mut user[i].1,
-            None => {
-                user.push((key.clone(), Vec::new()));
-                &mut user.last_mut().ok_or(PlanError::Invalid("empty".into()))?.1
-            }
-        };
-        if !value.is_empty() {
-            slot.push(value);
-        }
-    }
+    let user = user_groups(config, &data, &known)?;
 
-    let mut merged: Vec<(String, Vec<String>)> = Vec::new();
+    let mut merged: Vec<Group> = Vec::new();
     let mut replaced = Vec::new();
-    for (key, values) in defaults {
-        match user.iter().find(|(k, _)| *k == key) {
-            Some((_, user_values)) => {
+    for group in defaults {
+        match user.iter().find(|g| g.switch == group.switch) {
+            Some(mine) => {
                 replaced.push(Replaced {
-                    switch: key.clone(),
-                    dropped: values,
+                    switch: group.switch.clone(),
+                    dropped: group.values.iter().map(QemuArg::value_text).collect(),
                 });
-                merged.push((key, user_values.clone()));
+                merged.push(mine.clone());
             }
-            None => merged.push((key, values)),
+            None => merged.push(group),
         }
     }
-    for (key, values) in &user {
-        if !merged.iter().any(|(k, _)| k == key) {
-            merged.push((key.clone(), values.clone()));
+    for group in &user {
+        if !merged.iter().any(|g| g.switch == group.switch) {
+            merged.push(group.clone());
         }
     }
 
     // hashicorp/packer#6804: keep a NIC when the user's -device list lacks one.
-    if let Some((_, devices)) = merged.iter_mut().find(|(k, _)| k == "-device")
-        && !devices.concat().contains(&config.net_device)
+    if let Some(devices) = merged.iter_mut().find(|g| g.switch == "-device")
+        && !devices
+            .values
+            .iter()
+            .map(QemuArg::value_text)
+            .collect::<String>()
+            .contains(&config.net_device)
     {
-        devices.push(format!("{},netdev=user.0", config.net_device));
+        devices.values.push(nic(config));
     }
 
     // A `-drive` in qemuargs drops every default drive, and with them the
@@ -264,104 +266,315 @@ pub fn plan_qemu(config: &QemuConfig, facts: &RuntimeFacts) -> Result<QemuPlan, 
     // Packer then boots without it and SSH never comes up. kiln keeps the
     // seed attached unless qemuargs already name it.
     let mut notes = Vec::new();
+    let seed = Slot::Seed { media: Media::Cd };
     if let Some(cd) = &facts.cd_path
-        && user.iter().any(|(k, _)| k == "-drive")
-        && let Some((_, drives)) = merged.iter_mut().find(|(k, _)| k == "-drive")
-        && !drives.iter().any(|d| d.contains(cd.as_str()))
+        && user.iter().any(|g| g.switch == "-drive")
+        && let Some(drives) = merged.iter_mut().find(|g| g.switch == "-drive")
+        && !drives.values.iter().any(|d| d.slot == seed)
     {
-        drives.push(format!("file={cd},media=cdrom,readonly=on"));
+        let value = OptionString::new()
+            .with("file", cd.as_str())
+            .with("media", "cdrom")
+            .with("readonly", "on");
+        drives.values.push(QemuArg::new(
+            "-drive",
+            ArgValue::Options(value),
+            seed,
+            ArgSource::Kiln,
+        ));
         notes.push(
             "qemuargs re-declares `-drive`, which drops Packer's default drives; kiln keeps the `cd_files`/`cd_content` seed attached (Packer would boot without it)"
                 .to_string(),
         );
     }
 
-    let console = match user.iter().find(|(k, _)| k == "-serial") {
+    let console = match user.iter().find(|g| g.switch == "-serial") {
         None => ConsoleTap::Stdout,
-        Some((_, values))
+        Some(group) => {
+            let values: Vec<String> = group.values.iter().map(QemuArg::value_text).collect();
             if values
                 .iter()
-                .any(|v| v == "stdio" || v.starts_with("mon:stdio")) =>
-        {
-            ConsoleTap::Stdout
+                .any(|v| v == "stdio" || v.starts_with("mon:stdio"))
+            {
+                ConsoleTap::Stdout
+            } else {
+                ConsoleTap::Unavailable {
+                    reason: format!(
+                        "qemuargs sends the serial port to `{}`; kiln reads the console only from `-serial stdio`",
+                        values.join(", ")
+                    ),
+                }
+            }
         }
-        Some((_, values)) => ConsoleTap::Unavailable {
-            reason: format!(
-                "qemuargs sends the serial port to `{}`; kiln reads the console only from `-serial stdio`",
-                values.join(", ")
-            ),
-        },
     };
 
-    let mut args = Vec::new();
-    for (key, values) in merged {
-        if values.is_empty() {
-            args.push(key);
+    let mut arguments = Vec::new();
+    for group in merged {
+        if group.values.is_empty() {
+            arguments.push(QemuArg::bare(&group.switch, group.source));
         } else {
-            for v in values {
-                args.push(key.clone());
-                args.push(v);
-            }
+            arguments.extend(group.values);
         }
     }
     // kiln's control channel, never replaced.
-    args.push("-qmp".into());
-    args.push(format!("unix:{},server=on,wait=off", facts.qmp_socket));
+    let qmp = OptionString::new()
+        .bare(format!("unix:{}", facts.qmp_socket))
+        .with("server", "on")
+        .with("wait", "off");
+    arguments.push(QemuArg::new(
+        "-qmp",
+        ArgValue::Options(qmp),
+        Slot::Qmp,
+        ArgSource::Kiln,
+    ));
 
     Ok(QemuPlan {
         program: config.qemu_binary.clone(),
-        args,
+        arguments,
         console,
         qmp_socket: facts.qmp_socket.clone(),
+        ssh_host_port: match config.communicator {
+            Communicator::None => None,
+            Communicator::Ssh(_) => facts.ssh_host_port,
+        },
         disk_paths: config.disk_paths(),
         replaced,
         notes,
     })
 }
 
-/// Packer's default switches, in kiln's fixed order.
-fn default_args(
+/// The user's switches, values rendered and joined per element, grouped by
+/// switch in written order.
+fn user_groups(
     config: &QemuConfig,
-    facts: &RuntimeFacts,
-) -> Result<Vec<(String, Vec<String>)>, PlanError> {
-    let mut d: Vec<(String, Vec<String>)> = Vec::new();
-    let mut put = |key: &str, values: Vec<String>| d.push((key.to_string(), values));
+    data: &TemplateData,
+    known: &Known<'_>,
+) -> Result<Vec<Group>, PlanError> {
+    let mut rendered = Vec::with_capacity(config.qemuargs.len());
+    for (index, element) in config.qemuargs.iter().enumerate() {
+        let mut parts = Vec::with_capacity(element.len());
+        for part in element {
+            parts.push(render(part, data).map_err(|source| PlanError::QemuArgs { index, source })?);
+        }
+        rendered.push(parts);
+    }
+    let mut user: Vec<Group> = Vec::new();
+    for element in join_qemuargs(&rendered) {
+        let source = ArgSource::Qemuargs {
+            index: element.index,
+        };
+        let at = match user.iter().position(|g| g.switch == element.switch) {
+            Some(i) => i,
+            None => {
+                user.push(Group::new(&element.switch, source));
+                user.len() - 1
+            }
+        };
+        if !element.value.is_empty() {
+            let arg = known.classify(&element.switch, element.parsed(), source);
+            user[at].values.push(arg);
+        }
+    }
+    Ok(user)
+}
 
-    put("-name", vec![config.vm_name.clone()]);
+/// The values of one switch: Packer's defaults and `qemuargs` are maps of
+/// switch → values, and a switch given in `qemuargs` replaces the group.
+#[derive(Clone, Debug)]
+struct Group {
+    switch: String,
+    /// Who named the switch (for a bare switch, which has no value).
+    source: ArgSource,
+    values: Vec<QemuArg>,
+}
+
+impl Group {
+    fn new(switch: &str, source: ArgSource) -> Group {
+        Group {
+            switch: switch.to_string(),
+            source,
+            values: Vec::new(),
+        }
+    }
+}
+
+/// What the planner knows of the files and ports of this run, to tell
+/// which `qemuargs` entries re-declare kiln's own slots (packer-maas
+/// declares both pflash drives and every disk there).
+struct Known<'a> {
+    /// The build's disks, cleaned as Go's `filepath.Clean`.
+    disks: Vec<String>,
+    facts: &'a RuntimeFacts,
+}
+
+impl<'a> Known<'a> {
+    fn new(config: &QemuConfig, facts: &'a RuntimeFacts) -> Known<'a> {
+        Known {
+            disks: config.disk_paths().iter().map(|d| clean_path(d)).collect(),
+            facts,
+        }
+    }
+
+    /// A `qemuargs` value with the slot it fills.
+    fn classify(&self, switch: &str, value: ArgValue, source: ArgSource) -> QemuArg {
+        let slot = match (canonical(switch), &value) {
+            ("-drive", ArgValue::Options(opts)) => self.drive_slot(opts),
+            ("-machine" | "-M", _) => Slot::Machine,
+            ("-serial", _) => Slot::Serial,
+            ("-bios", _) => Slot::Bios,
+            ("-fda", ArgValue::Text(path)) if Some(path) == self.facts.floppy_path.as_ref() => {
+                Slot::Seed {
+                    media: Media::Floppy,
+                }
+            }
+            ("-netdev" | "-nic", ArgValue::Options(opts)) => self.forward_slot(opts),
+            ("-vnc", ArgValue::Options(opts)) => self.vnc_slot(opts),
+            _ => Slot::Other,
+        };
+        QemuArg::new(switch, value, slot, source)
+    }
+
+    /// A drive is one of the build's disks when its file is one (however
+    /// spelled); a pflash drive is read-only code or the writable
+    /// variables; a drive of the seed's file is the seed.
+    fn drive_slot(&self, opts: &OptionString) -> Slot {
+        let Some(file) = opts.get("file") else {
+            return Slot::Other;
+        };
+        let pflash = opts.get("if") == Some("pflash");
+        if let Some(index) = self.disks.iter().position(|d| *d == clean_path(file)) {
+            Slot::Disk { index }
+        } else if pflash && opts.is_on("readonly") {
+            Slot::FirmwareCode
+        } else if pflash {
+            Slot::UefiVars
+        } else if Some(file) == self.facts.cd_path.as_deref() {
+            Slot::Seed { media: Media::Cd }
+        } else if Some(file) == self.facts.floppy_path.as_deref() {
+            Slot::Seed {
+                media: Media::Floppy,
+            }
+        } else {
+            Slot::Other
+        }
+    }
+
+    /// A `hostfwd=` of the SSH host port (`tcp::{{ .SSHHostPort }}-:22`).
+    fn forward_slot(&self, opts: &OptionString) -> Slot {
+        match self.facts.ssh_host_port {
+            Some(host_port)
+                if opts.iter().any(|o| {
+                    o.key.as_deref() == Some("hostfwd")
+                        && o.value.contains(&format!(":{host_port}-"))
+                }) =>
+            {
+                Slot::SshForward { host_port }
+            }
+            _ => Slot::Other,
+        }
+    }
+
+    /// `ADDR:DISPLAY[,options]` on the display picked for this run.
+    fn vnc_slot(&self, opts: &OptionString) -> Slot {
+        let display = self.facts.vnc_port.map(|p| p.saturating_sub(5900));
+        match (display, opts.implied().and_then(|a| a.rsplit_once(':'))) {
+            (Some(display), Some((_, d))) if d == display.to_string() => Slot::Vnc { display },
+            _ => Slot::Other,
+        }
+    }
+}
+
+/// Packer's NIC: `<net_device>,netdev=user.0` (`net_device` as Packer
+/// splices it, so it may carry options of its own).
+fn nic_value(config: &QemuConfig) -> ArgValue {
+    ArgValue::parse("-device", &format!("{},netdev=user.0", config.net_device))
+}
+
+fn nic(config: &QemuConfig) -> QemuArg {
+    QemuArg::new(
+        "-device",
+        nic_value(config),
+        Slot::Other,
+        ArgSource::Default,
+    )
+}
+
+/// `before,file=<path>,after`: Packer's options as it formats them (a
+/// config string may carry several), the path escaped (it is data).
+fn with_file(before: &str, path: &str, after: &str) -> OptionString {
+    OptionString::parse(before)
+        .with("file", path)
+        .append(OptionString::parse(after))
+}
+
+/// Packer's default switches, in kiln's fixed order.
+fn default_args(config: &QemuConfig, facts: &RuntimeFacts) -> Result<Vec<Group>, PlanError> {
+    let mut d: Vec<Group> = Vec::new();
+    let mut put = |switch: &str, values: Vec<(ArgValue, Slot)>| {
+        let mut group = Group::new(switch, ArgSource::Default);
+        for (value, slot) in values {
+            group
+                .values
+                .push(QemuArg::new(switch, value, slot, ArgSource::Default));
+        }
+        d.push(group);
+    };
+    let parsed = |switch: &str, text: String| vec![(ArgValue::parse(switch, &text), Slot::Other)];
+
+    put("-name", parsed("-name", config.vm_name.clone()));
     let machine = match facts.accelerator {
         Accelerator::None => format!("type={}", config.machine_type),
         accel => format!("type={},accel={accel}", config.machine_type),
     };
-    put("-machine", vec![machine]);
+    put(
+        "-machine",
+        vec![(ArgValue::parse("-machine", &machine), Slot::Machine)],
+    );
     if let Some(cpu) = &config.cpu_model {
-        put("-cpu", vec![cpu.clone()]);
+        put("-cpu", parsed("-cpu", cpu.clone()));
     }
-    put("-m", vec![format!("{}M", config.memory)]);
-    put("-smp", vec![config.smp.arg()]);
+    put("-m", parsed("-m", format!("{}M", config.memory)));
+    put("-smp", parsed("-smp", config.smp.arg()));
     if let Some(fw) = &config.firmware
         && !config.use_pflash
     {
-        put("-bios", vec![fw.clone()]);
+        put("-bios", vec![(ArgValue::text(fw.as_str()), Slot::Bios)]);
     }
     if !config.efi.enabled {
-        put(
-            "-boot",
-            vec![if config.disk_image { "c" } else { "once=d" }.to_string()],
-        );
+        let boot = if config.disk_image { "c" } else { "once=d" };
+        put("-boot", parsed("-boot", boot.to_string()));
     }
     if let Some(floppy) = &facts.floppy_path {
-        put("-fda", vec![floppy.clone()]);
+        let seed = Slot::Seed {
+            media: Media::Floppy,
+        };
+        put("-fda", vec![(ArgValue::text(floppy.as_str()), seed)]);
     }
 
-    let (devices, drives) = device_and_drive_args(config, facts)?;
-    put("-drive", drives);
-    put("-device", devices);
+    let DevicesAndDrives { devices, drives } = device_and_drive_args(config, facts)?;
+    put(
+        "-drive",
+        drives
+            .into_iter()
+            .map(|(o, slot)| (ArgValue::Options(o), slot))
+            .collect(),
+    );
+    put(
+        "-device",
+        devices.into_iter().map(|o| (o, Slot::Other)).collect(),
+    );
 
     let netdev = match (&config.communicator, facts.ssh_host_port) {
-        (Communicator::None, _) => "user,id=user.0".to_string(),
-        (Communicator::Ssh(ssh), Some(host_port)) => format!(
-            "user,id=user.0,hostfwd=tcp:127.0.0.1:{host_port}-:{}",
-            ssh.port
+        (Communicator::None, _) => (ArgValue::parse("-netdev", "user,id=user.0"), Slot::Other),
+        (Communicator::Ssh(ssh), Some(host_port)) => (
+            ArgValue::parse(
+                "-netdev",
+                &format!(
+                    "user,id=user.0,hostfwd=tcp:127.0.0.1:{host_port}-:{}",
+                    ssh.port
+                ),
+            ),
+            Slot::SshForward { host_port },
         ),
         (Communicator::Ssh(_), None) => {
             return Err(PlanError::MissingFact {
@@ -382,37 +595,48 @@ fn default_args(
         if config.vnc.use_password {
             vnc.push_str(",password");
         }
-        put("-vnc", vec![vnc]);
+        put(
+            "-vnc",
+            vec![(ArgValue::parse("-vnc", &vnc), Slot::Vnc { display })],
+        );
     }
 
     if !config.headless {
         match &config.display {
-            Some(display) if display != "none" => put("-display", vec![display.clone()]),
-            _ if !config.use_default_display => put("-display", vec!["gtk".into()]),
+            Some(display) if display != "none" => {
+                put("-display", parsed("-display", display.clone()))
+            }
+            _ if !config.use_default_display => put("-display", parsed("-display", "gtk".into())),
             _ => {}
         }
     } else if !config.vnc.enabled {
-        put("-display", vec!["none".into()]);
+        put("-display", parsed("-display", "none".into()));
     }
     if let Some(vga) = &config.vga {
-        put("-vga", vec![vga.clone()]);
+        put("-vga", parsed("-vga", vga.clone()));
     }
     if let Some(path) = config
         .qmp_socket_path
         .as_ref()
         .filter(|_| config.qmp_enable)
     {
-        put("-qmp", vec![format!("unix:{path},server,nowait")]);
+        let qmp = OptionString::new()
+            .bare(format!("unix:{path}"))
+            .bare("server")
+            .bare("nowait");
+        put("-qmp", vec![(ArgValue::Options(qmp), Slot::Other)]);
     }
-    put("-serial", vec!["stdio".into()]);
+    put("-serial", vec![(ArgValue::text("stdio"), Slot::Serial)]);
     Ok(d)
 }
 
-/// `getDeviceAndDriveArgs` of packer-plugin-qemu.
+/// `getDeviceAndDriveArgs` of packer-plugin-qemu: the `-device` values and
+/// the `-drive` values with their slots.
 fn device_and_drive_args(
     config: &QemuConfig,
     facts: &RuntimeFacts,
-) -> Result<(Vec<String>, Vec<String>), PlanError> {
+) -> Result<DevicesAndDrives, PlanError> {
+    let device = |text: String| ArgValue::parse("-device", &text);
     let mut devices = Vec::new();
     let mut drives = Vec::new();
     let mut scsi_index = 0usize;
@@ -420,67 +644,87 @@ fn device_and_drive_args(
     for (i, path) in config.disk_paths().iter().enumerate() {
         let mut drive = if config.disk_interface == "virtio-scsi" {
             if scsi_index == 0 {
-                devices.push("virtio-scsi-pci,id=scsi0".to_string());
+                devices.push(device("virtio-scsi-pci,id=scsi0".to_string()));
             }
-            devices.push(format!("scsi-hd,bus=scsi0.0,drive=drive{i}"));
+            devices.push(device(format!("scsi-hd,bus=scsi0.0,drive=drive{i}")));
             scsi_index += 1;
-            format!(
-                "if=none,file={path},id=drive{i},cache={},discard={},format={}",
-                config.disk_cache,
-                config.disk_discard,
-                config.format.as_str()
+            with_file(
+                "if=none",
+                path,
+                &format!(
+                    "id=drive{i},cache={},discard={},format={}",
+                    config.disk_cache,
+                    config.disk_discard,
+                    config.format.as_str()
+                ),
             )
         } else {
-            format!(
-                "file={path},if={},cache={},discard={},format={}",
-                config.disk_interface,
-                config.disk_cache,
-                config.disk_discard,
-                config.format.as_str()
+            with_file(
+                "",
+                path,
+                &format!(
+                    "if={},cache={},discard={},format={}",
+                    config.disk_interface,
+                    config.disk_cache,
+                    config.disk_discard,
+                    config.format.as_str()
+                ),
             )
         };
         if config.disk_detect_zeroes != "off" {
-            drive.push_str(&format!(",detect-zeroes={}", config.disk_detect_zeroes));
+            drive = drive.append(OptionString::parse(&format!(
+                "detect-zeroes={}",
+                config.disk_detect_zeroes
+            )));
         }
-        drives.push(drive);
+        drives.push((drive, Slot::Disk { index: i }));
     }
 
-    devices.push(format!("{},netdev=user.0", config.net_device));
+    devices.push(nic_value(config));
 
     let mut cd_paths = Vec::new();
     if !config.disk_image {
         let iso = facts.iso_path.clone().ok_or(PlanError::MissingFact {
             what: "the path of the downloaded ISO (`iso_path`)",
         })?;
-        cd_paths.push(iso);
+        cd_paths.push((iso, Slot::Iso));
     }
     if let Some(cd) = facts.cd_path.as_ref().filter(|p| !p.is_empty()) {
-        cd_paths.push(cd.clone());
+        cd_paths.push((cd.clone(), Slot::Seed { media: Media::Cd }));
     }
-    for (i, path) in cd_paths.iter().enumerate() {
-        match config.cdrom_interface.as_deref() {
-            None => drives.push(format!("file={path},media=cdrom")),
+    for (i, (path, slot)) in cd_paths.iter().enumerate() {
+        let drive = match config.cdrom_interface.as_deref() {
+            None => with_file("", path, "media=cdrom"),
             Some("virtio-scsi") => {
                 if scsi_index == 0 {
-                    devices.push("virtio-scsi-pci,id=scsi0".to_string());
+                    devices.push(device("virtio-scsi-pci,id=scsi0".to_string()));
                 }
-                drives.push(format!(
-                    "file={path},if=none,index={scsi_index},id=cdrom{i},media=cdrom"
-                ));
-                devices.push("virtio-scsi-device".to_string());
-                devices.push(format!("scsi-cd,drive=cdrom{i}"));
+                devices.push(device("virtio-scsi-device".to_string()));
+                devices.push(device(format!("scsi-cd,drive=cdrom{i}")));
+                let drive = with_file(
+                    "",
+                    path,
+                    &format!("if=none,index={scsi_index},id=cdrom{i},media=cdrom"),
+                );
                 scsi_index += 1;
+                drive
             }
-            Some(interface) => drives.push(format!(
-                "file={path},if={interface},index={i},id=cdrom{i},media=cdrom"
-            )),
-        }
+            Some(interface) => with_file(
+                "",
+                path,
+                &format!("if={interface},index={i},id=cdrom{i},media=cdrom"),
+            ),
+        };
+        drives.push((drive, *slot));
     }
 
     if let Some(fw) = &config.firmware
         && config.use_pflash
     {
-        drives.push(format!("file={fw},if=pflash,format=raw,readonly=on"));
+        drives.push((
+            with_file("", fw, "if=pflash,format=raw,readonly=on"),
+            Slot::FirmwareCode,
+        ));
     }
     if config.efi.enabled {
         let code = facts
@@ -490,15 +734,22 @@ fn device_and_drive_args(
             .ok_or(PlanError::MissingFact {
                 what: "the UEFI code file (`efi_code`)",
             })?;
-        drives.push(format!(
-            "file={code},if=pflash,unit=0,format=raw,readonly=on"
+        drives.push((
+            with_file("", &code, "if=pflash,unit=0,format=raw,readonly=on"),
+            Slot::FirmwareCode,
         ));
-        drives.push(format!(
-            "file={},if=pflash,unit=1,format=raw",
-            config.efivars_path()
+        drives.push((
+            with_file("", &config.efivars_path(), "if=pflash,unit=1,format=raw"),
+            Slot::UefiVars,
         ));
     }
-    Ok((devices, drives))
+    Ok(DevicesAndDrives { devices, drives })
+}
+
+/// The `-device` values, and the `-drive` values with their slots.
+struct DevicesAndDrives {
+    devices: Vec<ArgValue>,
+    drives: Vec<(OptionString, Slot)>,
 }
 
 #[cfg(test)]

@@ -1554,7 +1554,7 @@ mod tests {
 
     #[test]
     fn template_tokens_render_and_digest() {
-        // As `run::cached::tokenize` makes it from a planned command line.
+        // As `cache::argv::tokenize` makes it from a planned command line.
         let t = VmTemplate::new(
             "qemu-system-x86_64",
             args(&[

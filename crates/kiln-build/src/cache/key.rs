@@ -25,6 +25,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use kiln_exec::Program;
+use kiln_qemu::argv::canonical;
+use kiln_qemu::optstr::OptionString;
 use kiln_secret::Sensitive;
 use serde_json::Value;
 
@@ -527,7 +529,7 @@ impl MachineTypes {
         let position = out
             .iter()
             .enumerate()
-            .filter(|(i, a)| (*a == "-machine" || *a == "-M") && i + 1 < args.len())
+            .filter(|(i, a)| matches!(canonical(a), "-machine" | "-M") && i + 1 < args.len())
             .map(|(i, _)| i + 1)
             .next_back();
         match position {
@@ -545,29 +547,30 @@ impl MachineTypes {
         }
     }
 
-    /// `type=q35,accel=tcg` → (`type=pc-q35-7.2,accel=tcg`, `pc-q35-7.2`).
+    /// `type=q35,accel=tcg` → (`type=pc-q35-7.2,accel=tcg`, `pc-q35-7.2`);
+    /// `q35` → `pc-q35-7.2`; without a type, `type=<default>` in front.
     fn pin_machine_value(&self, value: &str) -> Result<(String, String), KeyError> {
-        let mut parts: Vec<String> = value.split(',').map(str::to_string).collect();
-        let slot = parts
-            .iter()
-            .position(|p| p.starts_with("type="))
-            .or_else(|| (!parts.is_empty() && !parts[0].contains('=')).then_some(0));
-        match slot {
-            Some(i) => {
-                let (prefix, name) = match parts[i].strip_prefix("type=") {
-                    Some(name) => ("type=", name.to_string()),
-                    None => ("", parts[i].clone()),
-                };
-                let pinned = self.pin(&name)?;
-                parts[i] = format!("{prefix}{pinned}");
-                Ok((parts.join(","), pinned))
+        let mut opts = OptionString::parse(value);
+        let pinned = match (opts.get("type"), opts.implied()) {
+            (Some(name), _) => {
+                let pinned = self.pin(name)?;
+                opts.set("type", pinned.as_str());
+                pinned
             }
-            None => {
+            (None, Some(name)) => {
+                let pinned = self.pin(name)?;
+                opts.set_implied(pinned.as_str());
+                pinned
+            }
+            (None, None) => {
                 let default = self.default.clone().ok_or(KeyError::NoDefaultMachine)?;
-                parts.insert(0, format!("type={default}"));
-                Ok((parts.join(","), default))
+                opts = OptionString::new()
+                    .with("type", default.as_str())
+                    .append(opts);
+                default
             }
-        }
+        };
+        Ok((opts.to_string(), pinned))
     }
 }
 
@@ -830,6 +833,11 @@ mod tests {
         let (out, pinned) = types.pin_args(&args(&["-m", "512"])).unwrap();
         assert_eq!(out, args(&["-m", "512", "-machine", "pc-i440fx-7.2"]));
         assert_eq!(pinned, "pc-i440fx-7.2");
+        // `,,` stays a comma inside its option; `--machine` is `-machine`.
+        let (out, _) = types
+            .pin_args(&args(&["--machine", "q35,memory-backend=m,,1"]))
+            .unwrap();
+        assert_eq!(out, args(&["--machine", "pc-q35-7.2,memory-backend=m,,1"]));
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! - [`checkpoint`]: a build VM whose disks live in the store; checkpoint
 //!   it while it runs (pause about a second), resume from an entry by
 //!   restoring its state (seconds) or booting its disks (a full boot).
+//! - [`argv`]: the planned QEMU command line as a [`VmTemplate`], its
+//!   per-run parts found by slot and written as `{kiln:…}` tokens.
 //! - [`fmt`]: the data behind `kiln cache ls|du|prune`.
 //!
 //! How the pipeline uses it: compute the base key, look up the longest
@@ -18,6 +20,7 @@
 //! and [`checkpoint::Vm::checkpoint`] after each cacheable one (after
 //! `sync` in the guest).
 
+pub(crate) mod argv;
 pub mod checkpoint;
 pub mod fmt;
 pub mod key;

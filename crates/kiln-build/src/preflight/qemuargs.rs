@@ -4,95 +4,19 @@
 //!
 //! Each element of `qemuargs` is a switch followed by values that Packer
 //! joins with no separator (`["-drive", "file=a,", "if=virtio"]` is
-//! `-drive file=a,if=virtio`), exactly as the planner in `kiln-qemu` does.
-//! Option strings are QEMU's `key=value,key=value` lists, where `,,` is a
-//! literal comma.
+//! `-drive file=a,if=virtio`); the joining, the option-string parser
+//! (`,,` is a literal comma) and the files a switch names all come from
+//! `kiln-qemu`, where the planner uses them too. The template is read
+//! unrendered: preflight runs before the run-time facts exist.
+
+use kiln_qemu::argv::{canonical, join_qemuargs, named_files};
 
 /// One `qemuargs` element: the switch and its joined value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QemuArg {
-    /// Index in `qemuargs`.
-    pub index: usize,
-    pub switch: String,
-    pub value: String,
-}
-
-impl QemuArg {
-    /// How the entry is named in messages: ``qemuargs[3] `-cpu host` ``.
-    pub fn describe(&self) -> String {
-        if self.value.is_empty() {
-            format!("qemuargs[{}] `{}`", self.index, self.switch)
-        } else {
-            format!("qemuargs[{}] `{} {}`", self.index, self.switch, self.value)
-        }
-    }
-}
+pub use kiln_qemu::argv::UserArg as QemuArg;
 
 /// Join each element as Packer does (`key` then the concatenated values).
 pub fn parse_qemuargs(qemuargs: &[Vec<String>]) -> Vec<QemuArg> {
-    qemuargs
-        .iter()
-        .enumerate()
-        .filter_map(|(index, element)| {
-            let (switch, values) = element.split_first()?;
-            Some(QemuArg {
-                index,
-                switch: switch.clone(),
-                value: values.concat(),
-            })
-        })
-        .collect()
-}
-
-/// Split a QEMU option string into `(key, value)` pairs; a part without
-/// `=` has no key (QEMU's "implied" first option, e.g. the machine type in
-/// `-machine q35,accel=kvm`). `,,` is an escaped comma.
-pub fn split_options(text: &str) -> Vec<(Option<String>, String)> {
-    let mut parts = Vec::new();
-    let mut current = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == ',' {
-            if chars.peek() == Some(&',') {
-                chars.next();
-                current.push(',');
-            } else {
-                parts.push(std::mem::take(&mut current));
-            }
-        } else {
-            current.push(c);
-        }
-    }
-    parts.push(current);
-    parts
-        .into_iter()
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (Some(k.to_string()), v.to_string()),
-            None => (None, p),
-        })
-        .collect()
-}
-
-fn option<'a>(opts: &'a [(Option<String>, String)], key: &str) -> Option<&'a str> {
-    opts.iter()
-        .rev()
-        .find(|(k, _)| k.as_deref() == Some(key))
-        .map(|(_, v)| v.as_str())
-}
-
-fn implied(opts: &[(Option<String>, String)]) -> Option<&str> {
-    opts.first()
-        .filter(|(k, _)| k.is_none())
-        .map(|(_, v)| v.as_str())
-}
-
-/// A switch's canonical name (`--drive` is `-drive`).
-fn canonical(switch: &str) -> &str {
-    match switch.strip_prefix('-') {
-        Some(rest) if rest.starts_with('-') => rest,
-        _ => switch,
-    }
+    join_qemuargs(qemuargs)
 }
 
 /// A host file or directory that a `qemuargs` entry names.
@@ -107,110 +31,22 @@ pub struct NamedPath {
     pub directory: bool,
 }
 
-/// Whether a value is a path on the host rather than a protocol, a
-/// placeholder kiln renders at run time, or nothing.
-fn is_host_path(path: &str) -> bool {
-    if path.is_empty() || path.contains("{{") || path.starts_with("json:") {
-        return false;
-    }
-    // `nbd:…`, `http://…`, `iscsi://…`, `gluster+tcp://…`: a protocol, not a file.
-    match path.split_once(':') {
-        Some((proto, _)) => proto.contains('/') || proto.is_empty(),
-        None => true,
-    }
-}
-
-/// The host paths `qemuargs` name: `-drive file=`, `-blockdev
-/// filename=`, `-bios`, `-kernel`, `-initrd`, `-dtb`, `-pflash`,
-/// `-hda`…`-hdd`, `-fda`/`-fdb`, `-cdrom`, `-mtdblock`, `-sd`,
-/// `-option-rom`, `-device loader,file=`, `-fw_cfg file=`, `-readconfig`
-/// and `-L` (a directory). Placeholders (`{{ .OutputDir }}`) and protocol
-/// URLs are left out.
+/// The host paths `qemuargs` name, as kiln-qemu reads them
+/// ([`kiln_qemu::argv::named_files`]): placeholders (`{{ .OutputDir }}`)
+/// and protocol URLs are left out.
 pub fn named_paths(args: &[QemuArg]) -> Vec<NamedPath> {
-    let mut out = Vec::new();
-    for arg in args {
-        let mut push = |path: &str, what: String, directory: bool| {
-            if is_host_path(path) {
-                out.push(NamedPath {
+    args.iter()
+        .flat_map(|arg| {
+            named_files(&arg.switch, &arg.value)
+                .into_iter()
+                .map(|file| NamedPath {
                     arg: arg.clone(),
-                    path: path.to_string(),
-                    what,
-                    directory,
-                });
-            }
-        };
-        let value = arg.value.as_str();
-        match canonical(&arg.switch) {
-            "-drive" => {
-                let opts = split_options(value);
-                if let Some(file) = option(&opts, "file") {
-                    let what = match (option(&opts, "if"), option(&opts, "media")) {
-                        (Some("pflash"), _) => "UEFI firmware (`-drive if=pflash`)".to_string(),
-                        (_, Some("cdrom")) => "a CD-ROM (`-drive media=cdrom`)".to_string(),
-                        (Some(interface), _) => format!("a disk (`-drive if={interface}`)"),
-                        (None, _) => "a disk (`-drive`)".to_string(),
-                    };
-                    push(file, what, false);
-                }
-            }
-            "-blockdev" => {
-                let opts = split_options(value);
-                if let Some(file) = option(&opts, "filename")
-                    && matches!(option(&opts, "driver"), Some("file" | "host_device") | None)
-                {
-                    push(file, "a block device (`-blockdev`)".to_string(), false);
-                }
-            }
-            "-device" => {
-                let opts = split_options(value);
-                let driver = implied(&opts).or_else(|| option(&opts, "driver"));
-                if driver == Some("loader")
-                    && let Some(file) = option(&opts, "file")
-                {
-                    push(
-                        file,
-                        "the generic loader (`-device loader`)".to_string(),
-                        false,
-                    );
-                }
-            }
-            "-fw_cfg" => {
-                let opts = split_options(value);
-                if let Some(file) = option(&opts, "file") {
-                    push(
-                        file,
-                        "a firmware config blob (`-fw_cfg`)".to_string(),
-                        false,
-                    );
-                }
-            }
-            switch @ ("-bios" | "-pflash") => {
-                push(value, format!("the firmware (`{switch}`)"), false)
-            }
-            "-kernel" => push(value, "the kernel (`-kernel`)".into(), false),
-            "-initrd" => {
-                // `-initrd "mod1 args,mod2"` (multiboot): the first file.
-                let first = value.split([' ', ',']).next().unwrap_or("");
-                push(first, "the initrd (`-initrd`)".into(), false);
-            }
-            "-dtb" => push(value, "the device tree (`-dtb`)".into(), false),
-            switch @ ("-hda" | "-hdb" | "-hdc" | "-hdd" | "-mtdblock" | "-sd") => {
-                push(value, format!("a disk (`{switch}`)"), false)
-            }
-            switch @ ("-fda" | "-fdb") => push(value, format!("a floppy (`{switch}`)"), false),
-            "-cdrom" => push(value, "a CD-ROM (`-cdrom`)".into(), false),
-            "-option-rom" => {
-                let opts = split_options(value);
-                if let Some(file) = implied(&opts).or_else(|| option(&opts, "romfile")) {
-                    push(file, "an option ROM (`-option-rom`)".into(), false);
-                }
-            }
-            "-readconfig" => push(value, "a config file (`-readconfig`)".into(), false),
-            "-L" => push(value, "the firmware directory (`-L`)".into(), true),
-            _ => {}
-        }
-    }
-    out
+                    path: file.path,
+                    what: file.what,
+                    directory: file.directory,
+                })
+        })
+        .collect()
 }
 
 /// The machine a `-machine`/`-M` entry asks for.
@@ -232,11 +68,11 @@ pub fn machine(args: &[QemuArg]) -> Option<MachineArg> {
         .iter()
         .filter(|a| matches!(canonical(&a.switch), "-machine" | "-M"))
     {
-        let opts = split_options(&arg.value);
-        let machine_type = option(&opts, "type")
-            .or_else(|| implied(&opts))
-            .map(str::to_string);
-        let accel = option(&opts, "accel").map(|a| a.split(':').map(str::to_string).collect());
+        let opts = arg.options();
+        let machine_type = opts.get_or_implied("type").map(str::to_string);
+        let accel = opts
+            .get("accel")
+            .map(|a| a.split(':').map(str::to_string).collect());
         let previous = found.take();
         found = Some(MachineArg {
             arg: arg.clone(),
@@ -268,12 +104,12 @@ pub fn accels(args: &[QemuArg]) -> Vec<AccelArg> {
                 tb_size_mib: None,
             }),
             "-accel" => {
-                let opts = split_options(&arg.value);
-                if let Some(accel) = option(&opts, "accel").or_else(|| implied(&opts)) {
+                let opts = arg.options();
+                if let Some(accel) = opts.get_or_implied("accel") {
                     out.push(AccelArg {
                         arg: arg.clone(),
                         accel: accel.to_string(),
-                        tb_size_mib: option(&opts, "tb-size").and_then(|s| s.parse().ok()),
+                        tb_size_mib: opts.get("tb-size").and_then(|s| s.parse().ok()),
                     });
                 }
             }
@@ -296,7 +132,8 @@ pub fn cpu(args: &[QemuArg]) -> Option<(QemuArg, String)> {
     args.iter()
         .filter(|a| canonical(&a.switch) == "-cpu")
         .filter_map(|a| {
-            let model = a.value.split(',').next()?.trim();
+            let opts = a.options();
+            let model = opts.implied()?.trim();
             (!model.is_empty()).then(|| (a.clone(), model.to_string()))
         })
         .next_back()
@@ -315,16 +152,26 @@ mod tests {
     }
 
     #[test]
-    fn options_split_with_escaped_commas_and_implied_first() {
+    fn escaped_commas_in_file_names_and_machine_types_are_read_as_qemu_does() {
+        let a = args(&[
+            &["-drive", "if=pflash,readonly=on,file=/opt/fw/CODE,,4M.fd"],
+            &["-bios", "/opt/fw/bios,1.bin"],
+            &["-machine", "type=q35,,x,accel=tcg"],
+        ]);
+        let paths: Vec<(usize, String)> = named_paths(&a)
+            .into_iter()
+            .map(|p| (p.arg.index, p.path))
+            .collect();
         assert_eq!(
-            split_options("q35,accel=kvm:tcg,file=a,,b.img"),
+            paths,
             vec![
-                (None, "q35".to_string()),
-                (Some("accel".into()), "kvm:tcg".into()),
-                (Some("file".into()), "a,b.img".into()),
+                (0, "/opt/fw/CODE,4M.fd".to_string()),
+                (1, "/opt/fw/bios,1.bin".to_string()),
             ]
         );
-        assert!(split_options("").is_empty());
+        let m = machine(&a).unwrap();
+        assert_eq!(m.machine_type.as_deref(), Some("q35,x"));
+        assert_eq!(m.accel, Some(vec!["tcg".to_string()]));
     }
 
     #[test]

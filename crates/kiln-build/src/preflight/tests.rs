@@ -125,6 +125,38 @@ fn failing<'a>(checks: &'a [Check], id: &str) -> &'a Check {
 
 // ------------------------------------------------------------ pure parts
 
+/// `,,` is a comma inside a QEMU option: a firmware file with one is
+/// demanded by its real name, and a disk the build creates is left out
+/// however its commas are written.
+#[test]
+fn qemuargs_file_names_with_escaped_commas_become_demands() {
+    let d = demand(
+        "commas",
+        &[
+            ("output_directory", s("out,1")),
+            (
+                "qemuargs",
+                lists(&[
+                    &["-drive", "if=pflash,readonly=on,file=/opt/fw/CODE,,4M.fd"],
+                    &["-drive", "file=out,,1/packer-commas,format=qcow2"],
+                ]),
+            ),
+        ],
+    );
+    let files: Vec<(&Path, &str)> = d
+        .files
+        .iter()
+        .map(|f| (f.path.as_path(), f.what.as_str()))
+        .collect();
+    assert_eq!(
+        files,
+        vec![(
+            Path::new("/opt/fw/CODE,4M.fd"),
+            "UEFI firmware (`-drive if=pflash`)"
+        )]
+    );
+}
+
 #[test]
 fn packer_maas_style_qemuargs_become_demands() {
     let d = demand(

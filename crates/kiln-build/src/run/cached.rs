@@ -14,7 +14,7 @@
 //! guest disk: the cache stops before the first of them.
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kiln_qemu::QemuConfig;
@@ -24,8 +24,10 @@ use serde_json::{Value, json};
 
 use crate::cache::checkpoint::{
     BaseDisk, CheckpointOutcome, CheckpointRequest, FinishedVm, ResumeMode, Resumed, Vm, VmSetup,
-    VmTemplate, image_info, run_tool,
+    image_info, run_tool,
 };
+// The argv tokenizer lives with the cache; re-exported for the runner.
+pub(crate) use crate::cache::argv::{Tokenized, tokenize};
 use crate::cache::key::{self, BaseKeyInputs, CacheKey, FileInput, QemuHost, StepKeyInputs};
 use crate::cache::store::{Entry, Store};
 use crate::events::BuildEvents;
@@ -367,145 +369,6 @@ pub(crate) fn longest_prefix(
         }
     }
     Ok(None)
-}
-
-/// The planned QEMU command line turned into a VM template, and what it
-/// needs: every writable disk of the build becomes `{kiln:diskN}` (a qcow2
-/// overlay whatever the output format), the UEFI variables drive
-/// `{kiln:vars}`, the QMP socket `{kiln:qmp}`, the SSH forward's host port
-/// `{kiln:ssh_port}`, the seed media `{kiln:cd}`/`{kiln:floppy}`.
-pub(crate) struct Tokenized {
-    pub template: VmTemplate,
-    pub values: BTreeMap<String, String>,
-    /// The file behind the UEFI variables drive (as the build made it).
-    pub vars: Option<PathBuf>,
-    /// Read-only firmware the command line loads (pflash code, `-bios`).
-    pub firmware: Vec<PathBuf>,
-}
-
-pub(crate) struct ArgvFacts<'a> {
-    pub cwd: &'a Path,
-    pub disks: &'a [String],
-    pub qmp_socket: &'a str,
-    pub ssh_host_port: Option<u16>,
-    pub vnc_port: Option<u16>,
-    pub media: &'a [(&'a str, &'a str)],
-}
-
-pub(crate) fn tokenize(
-    program: &str,
-    args: &[String],
-    f: &ArgvFacts<'_>,
-) -> Result<Tokenized, String> {
-    let disk_paths: Vec<PathBuf> = f.disks.iter().map(|d| normal(&f.cwd.join(d))).collect();
-    let mut out = Vec::with_capacity(args.len());
-    let mut values = BTreeMap::new();
-    let mut vars = None;
-    let mut firmware = Vec::new();
-    let mut found = vec![false; disk_paths.len()];
-    for (i, arg) in args.iter().enumerate() {
-        let prev = if i > 0 { args[i - 1].as_str() } else { "" };
-        let mut arg = arg.clone();
-        if prev == "-drive" && !arg.contains(",,") {
-            let mut opts: Vec<String> = arg.split(',').map(str::to_string).collect();
-            let file = opts
-                .iter()
-                .position(|o| o.starts_with("file="))
-                .map(|p| (p, opts[p]["file=".len()..].to_string()));
-            if let Some((pos, file)) = file {
-                let abs = normal(&f.cwd.join(&file));
-                let pflash = opts.iter().any(|o| o == "if=pflash");
-                let readonly = opts.iter().any(|o| {
-                    matches!(
-                        o.as_str(),
-                        "readonly" | "readonly=on" | "readonly=true" | "readonly=yes"
-                    )
-                });
-                if let Some(d) = disk_paths.iter().position(|p| *p == abs) {
-                    found[d] = true;
-                    opts[pos] = format!("file={{kiln:disk{d}}}");
-                    opts.retain(|o| !o.starts_with("format="));
-                    opts.push("format=qcow2".into());
-                } else if pflash && readonly {
-                    firmware.push(abs);
-                } else if pflash {
-                    vars = Some(abs);
-                    opts[pos] = "file={kiln:vars}".into();
-                } else if let Some((name, _)) = f.media.iter().find(|(_, p)| **p == file) {
-                    values.insert((*name).to_string(), file.clone());
-                    opts[pos] = format!("file={{kiln:{name}}}");
-                }
-            }
-            arg = opts.join(",");
-        }
-        if prev == "-bios" {
-            firmware.push(normal(&f.cwd.join(&arg)));
-        }
-        if arg.contains(f.qmp_socket) {
-            arg = arg.replace(f.qmp_socket, "{kiln:qmp}");
-        }
-        if let Some(port) = f.ssh_host_port
-            && (prev == "-netdev" || prev == "-nic")
-            && arg.contains("hostfwd=")
-        {
-            arg = arg.replace(&format!(":{port}-"), ":{kiln:ssh_port}-");
-            values.insert("ssh_port".into(), port.to_string());
-        }
-        // The VNC display is picked per run: `ADDR:DISPLAY[,options]`.
-        if let Some(port) = f.vnc_port
-            && prev == "-vnc"
-        {
-            let display = port.saturating_sub(5900).to_string();
-            let (head, tail) = arg
-                .split_once(',')
-                .map_or((arg.as_str(), ""), |(h, t)| (h, t));
-            if let Some((addr, d)) = head.rsplit_once(':')
-                && d == display
-            {
-                let rest = if tail.is_empty() {
-                    String::new()
-                } else {
-                    format!(",{tail}")
-                };
-                arg = format!("{addr}:{{kiln:vnc_display}}{rest}");
-                values.insert("vnc_display".into(), display);
-            }
-        }
-        out.push(arg);
-    }
-    if let Some(missing) = found.iter().position(|f| !f) {
-        return Err(format!(
-            "the QEMU command line has no `-drive` with `file={}` (the build's disk {missing})",
-            f.disks[missing]
-        ));
-    }
-    if !out.iter().any(|a| a.contains("{kiln:qmp}")) {
-        return Err("the QEMU command line has no QMP socket".into());
-    }
-    if f.ssh_host_port.is_some() && !values.contains_key("ssh_port") {
-        return Err("the SSH port forward is not in a `-netdev`/`-nic` argument".into());
-    }
-    Ok(Tokenized {
-        template: VmTemplate::new(program, out),
-        values,
-        vars,
-        firmware,
-    })
-}
-
-/// A path with `.` and `..` resolved lexically.
-fn normal(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 /// A blank qcow2 disk of `bytes` under the store, the base of a disk the
@@ -1031,80 +894,6 @@ mod tests {
         assert_eq!(reuse_limit(StepPoint::Key(0), 3), None);
         assert_eq!(reuse_limit(StepPoint::Before, 3), None);
         assert_eq!(reuse_limit(StepPoint::After, 3), Some(2));
-    }
-
-    fn argv(s: &[&str]) -> Vec<String> {
-        names(s)
-    }
-
-    #[test]
-    fn the_planned_command_line_becomes_a_template() {
-        let args = argv(&[
-            "-machine",
-            "type=q35,accel=tcg",
-            "-drive",
-            "file=output-x/./x.img,if=virtio,cache=writeback,format=raw",
-            "-drive",
-            "file=/srv/k/cd.iso,media=cdrom",
-            "-drive",
-            "file=/usr/share/OVMF/OVMF_CODE_4M.fd,if=pflash,unit=0,format=raw,readonly=on",
-            "-drive",
-            "file=OVMF_VARS.fd,if=pflash,unit=1,format=raw",
-            "-netdev",
-            "user,id=user.0,hostfwd=tcp:127.0.0.1:2231-:22",
-            "-qmp",
-            "unix:/srv/k/qmp.sock,server=on,wait=off",
-            "-m",
-            "2231M",
-        ]);
-        let cwd = Path::new("/srv");
-        let t = tokenize(
-            "qemu-system-x86_64",
-            &args,
-            &ArgvFacts {
-                cwd,
-                disks: &["output-x/x.img".to_string()],
-                qmp_socket: "/srv/k/qmp.sock",
-                ssh_host_port: Some(2231),
-                vnc_port: None,
-                media: &[("cd", "/srv/k/cd.iso")],
-            },
-        )
-        .unwrap();
-        let a = &t.template.args;
-        assert_eq!(
-            a[3],
-            "file={kiln:disk0},if=virtio,cache=writeback,format=qcow2"
-        );
-        assert_eq!(a[5], "file={kiln:cd},media=cdrom");
-        assert!(a[7].starts_with("file=/usr/share/OVMF/OVMF_CODE_4M.fd"));
-        assert_eq!(a[9], "file={kiln:vars},if=pflash,unit=1,format=raw");
-        assert_eq!(
-            a[11],
-            "user,id=user.0,hostfwd=tcp:127.0.0.1:{kiln:ssh_port}-:22"
-        );
-        assert_eq!(a[13], "unix:{kiln:qmp},server=on,wait=off");
-        // A port number elsewhere is left alone.
-        assert_eq!(a[15], "2231M");
-        assert_eq!(t.vars, Some(PathBuf::from("/srv/OVMF_VARS.fd")));
-        assert_eq!(t.values["ssh_port"], "2231");
-        assert_eq!(t.values["cd"], "/srv/k/cd.iso");
-
-        let err = tokenize(
-            "q",
-            &args,
-            &ArgvFacts {
-                cwd,
-                disks: &["output-x/other.img".to_string()],
-                qmp_socket: "/srv/k/qmp.sock",
-                ssh_host_port: Some(2231),
-                vnc_port: None,
-                media: &[],
-            },
-        )
-        .err()
-        .unwrap();
-        assert!(err.contains("file=output-x/other.img"), "{err}");
     }
 
     #[tokio::test]

@@ -372,27 +372,8 @@ pub(crate) async fn run(
     wait_for_sibling_files(cfg, &cwd, siblings, &ev).await;
 
     // The step cache takes the VM's disks when the command line lets it.
-    let media: Vec<(&str, &str)> = [
-        ("cd", facts.cd_path.as_deref()),
-        ("floppy", facts.floppy_path.as_deref()),
-    ]
-    .into_iter()
-    .filter_map(|(name, path)| path.map(|p| (name, p)))
-    .collect();
-    let disk_paths = cfg.disk_paths();
     let store = match store {
-        Some((store, options)) => match cached::tokenize(
-            &plan.program,
-            &plan.args,
-            &cached::ArgvFacts {
-                cwd: &cwd,
-                disks: &disk_paths,
-                qmp_socket: &facts.qmp_socket,
-                ssh_host_port,
-                vnc_port,
-                media: &media,
-            },
-        ) {
+        Some((store, options)) => match cached::tokenize(&plan, &cwd) {
             Ok(tokenized) => Some((store, options, tokenized)),
             Err(why) => {
                 ev.say(format!("Step cache off for this build: {why}"));
@@ -533,7 +514,7 @@ pub(crate) async fn run(
         None => {
             let cmd = QemuCommand {
                 program: plan.program.clone(),
-                args: plan.args.clone(),
+                args: plan.args(),
                 cwd: Some(cwd.clone()),
                 console_from_stdout: plan.console == ConsoleTap::Stdout,
                 console_log: Some(console_log.clone()),

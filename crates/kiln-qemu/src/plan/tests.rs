@@ -1,4 +1,5 @@
 use super::*;
+use crate::argv::{ArgSource, Media, Slot};
 use crate::config::QemuConfig;
 use crate::testutil::*;
 use kiln_template::value::Value;
@@ -86,17 +87,20 @@ fn packer_maas_cloudimg_redeclares_all_drives() {
     // kiln creates the disk exactly where the template points QEMU.
     assert_eq!(plan.disk_paths[0], "output-cloudimg/packer-cloudimg");
     assert!(
-        plan.args
+        plan.args()
             .contains(&"file=output-cloudimg/packer-cloudimg,format=qcow2".to_string())
     );
     // No default drive survives; the NIC is added back (packer#6804).
     assert!(
         !plan
-            .args
+            .args()
             .iter()
             .any(|a| a.contains("if=virtio,cache=writeback"))
     );
-    assert!(plan.args.contains(&"virtio-net,netdev=user.0".to_string()));
+    assert!(
+        plan.args()
+            .contains(&"virtio-net,netdev=user.0".to_string())
+    );
     insta::assert_snapshot!(plan.to_lines());
     insta::assert_debug_snapshot!(plan.replaced);
     assert!(plan.notes.is_empty());
@@ -106,7 +110,7 @@ fn packer_maas_cloudimg_redeclares_all_drives() {
     f.cd_path = Some("/tmp/kiln-x/cidata.iso".into());
     let plan = plan_qemu(&config, &f).unwrap();
     assert!(
-        plan.args
+        plan.args()
             .contains(&"file=/tmp/kiln-x/cidata.iso,media=cdrom,readonly=on".to_string())
     );
     assert_eq!(plan.notes.len(), 1);
@@ -171,7 +175,7 @@ fn qemuargs_placeholders_are_rendered() {
     assert!(lines.contains("\n--no-acpi\n"), "{lines}");
     // The user's -device mentions virtio-net: no extra NIC.
     assert_eq!(
-        plan.args
+        plan.args()
             .iter()
             .filter(|a| a.contains("virtio-net"))
             .count(),
@@ -280,4 +284,129 @@ fn boot_command_is_joined_rendered_and_parsed() {
         plan_boot_steps(&config, &data),
         Err(PlanError::BootCommand { .. })
     ));
+}
+
+/// Each argument says what it is: kiln's defaults by construction,
+/// `qemuargs` re-declaring kiln's drives (packer-maas) by their files.
+#[test]
+fn arguments_know_their_slots_including_redeclared_drives() {
+    let mut f = facts();
+    f.cd_path = Some("/tmp/kiln-x/cidata.iso".into());
+    f.efi_code = Some("/usr/share/OVMF/OVMF_CODE_4M.fd".into());
+    let plan = plan_qemu(&cfg(&[("headless", b(true)), ("efi_boot", b(true))]), &f).unwrap();
+    let slots: Vec<Slot> = plan
+        .arguments
+        .iter()
+        .map(|a| a.slot)
+        .filter(|s| *s != Slot::Other)
+        .collect();
+    assert_eq!(
+        slots,
+        vec![
+            Slot::Machine,
+            Slot::Disk { index: 0 },
+            Slot::Iso,
+            Slot::Seed { media: Media::Cd },
+            Slot::FirmwareCode,
+            Slot::UefiVars,
+            Slot::SshForward { host_port: 3022 },
+            Slot::Serial,
+            Slot::Qmp,
+        ]
+    );
+    let vars = plan.slot(Slot::UefiVars).next().unwrap();
+    assert_eq!(vars.files[0].path, "output-x/efivars.fd");
+
+    let config = cfg(&[
+        ("efi_boot", b(true)),
+        (
+            "qemuargs",
+            lists(&[
+                &[
+                    "-drive",
+                    "if=pflash,format=raw,id=ovmf_code,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd",
+                ],
+                &[
+                    "-drive",
+                    "if=pflash,format=raw,id=ovmf_vars,file=OVMF_VARS.fd",
+                ],
+                &["-drive", "file=./output-x/packer-x,format=qcow2"],
+                &["-drive", "file=seeds-cloudimg.iso,format=raw"],
+                &[
+                    "-netdev",
+                    "user,hostfwd=tcp::{{ .SSHHostPort }}-:22,id=forward",
+                ],
+            ]),
+        ),
+    ]);
+    let plan = plan_qemu(&config, &f).unwrap();
+    let drives: Vec<(Slot, ArgSource)> = plan
+        .arguments
+        .iter()
+        .filter(|a| a.switch == "-drive")
+        .map(|a| (a.slot, a.source))
+        .collect();
+    assert_eq!(
+        drives,
+        vec![
+            (Slot::FirmwareCode, ArgSource::Qemuargs { index: 0 }),
+            (Slot::UefiVars, ArgSource::Qemuargs { index: 1 }),
+            (Slot::Disk { index: 0 }, ArgSource::Qemuargs { index: 2 }),
+            (Slot::Other, ArgSource::Qemuargs { index: 3 }),
+            (Slot::Seed { media: Media::Cd }, ArgSource::Kiln),
+        ]
+    );
+    assert_eq!(
+        plan.slot(Slot::SshForward { host_port: 3022 }).count(),
+        1,
+        "{}",
+        plan.to_lines()
+    );
+}
+
+/// A comma in a file name is doubled where QEMU reads an option string,
+/// and a `qemuargs` drive naming the disk that way is still the disk.
+#[test]
+fn commas_in_file_names_are_escaped_and_recognised() {
+    let mut f = facts();
+    f.cd_path = Some("/tmp/kiln,x/cidata.iso".into());
+    f.qmp_socket = "/run/kiln,x/qmp.sock".into();
+    let config = cfg(&[("headless", b(true)), ("output_directory", s("out,1"))]);
+    let plan = plan_qemu(&config, &f).unwrap();
+    let lines = plan.to_lines();
+    assert!(
+        lines.contains("-drive file=out,,1/packer-x,if=virtio,"),
+        "{lines}"
+    );
+    assert!(
+        lines.contains("-drive file=/tmp/kiln,,x/cidata.iso,media=cdrom"),
+        "{lines}"
+    );
+    assert!(
+        lines.contains("-qmp unix:/run/kiln,,x/qmp.sock,server=on,wait=off"),
+        "{lines}"
+    );
+    let disk = plan.slot(Slot::Disk { index: 0 }).next().unwrap();
+    assert_eq!(disk.files[0].path, "out,1/packer-x");
+
+    let config = cfg(&[
+        ("output_directory", s("out,1")),
+        (
+            "qemuargs",
+            lists(&[&["-drive", "file={{ .OutputDir }}/packer-x,format=qcow2"]]),
+        ),
+    ]);
+    // The rendered placeholder holds a bare comma: QEMU would split there,
+    // so this drive is not the disk.
+    let plan = plan_qemu(&config, &f).unwrap();
+    assert_eq!(plan.slot(Slot::Disk { index: 0 }).count(), 0);
+    let config = cfg(&[
+        ("output_directory", s("out,1")),
+        (
+            "qemuargs",
+            lists(&[&["-drive", "file=out,,1/packer-x,format=qcow2"]]),
+        ),
+    ]);
+    let plan = plan_qemu(&config, &f).unwrap();
+    assert_eq!(plan.slot(Slot::Disk { index: 0 }).count(), 1);
 }
