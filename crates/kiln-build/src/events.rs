@@ -7,6 +7,8 @@ use serde::Serialize;
 
 use kiln_secret::Redactor;
 
+use crate::step::StepId;
+
 /// Which output stream of a guest or local command a line came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -35,11 +37,11 @@ pub enum Event {
     },
     StepStarted {
         build: String,
-        step: String,
+        step: StepId,
     },
     StepFinished {
         build: String,
-        step: String,
+        step: StepId,
         #[serde(serialize_with = "millis")]
         duration: Duration,
         outcome: StepOutcome,
@@ -306,7 +308,7 @@ mod tests {
     fn events_serialize_as_tagged_json() {
         let e = Event::StepFinished {
             build: "b".into(),
-            step: "wait_ssh".into(),
+            step: StepId::WaitSsh,
             duration: Duration::from_millis(1500),
             outcome: StepOutcome::Ran,
         };

@@ -14,3 +14,4 @@ pub mod preflight;
 pub mod provision;
 pub mod run;
 pub mod spec;
+pub mod step;

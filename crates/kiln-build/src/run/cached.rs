@@ -18,7 +18,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use kiln_qemu::QemuConfig;
-use kiln_qemu::config::{Communicator, DiskFormat};
+use kiln_qemu::config::DiskFormat;
 use kiln_secret::{Redactor, Sensitive};
 use serde_json::{Value, json};
 
@@ -35,6 +35,7 @@ use crate::provision::ProvisionerConfig;
 use crate::provision::file::Direction;
 use crate::provision::shell::Source;
 use crate::spec::{BuildSpec, ProvisionerSpec};
+use crate::step::{CacheUse, StepId, build_steps};
 
 /// The step cache settings of a run (absent: `--no-cache`).
 #[derive(Clone, Debug, Default)]
@@ -50,17 +51,6 @@ pub struct CacheOptions {
     /// Every sensitive value of the run: they enter keys only as salted
     /// hashes, and only for the steps that use them.
     pub sensitive: Vec<Sensitive<String>>,
-}
-
-/// Why a build runs without the cache, or the cache's plan for it.
-pub(crate) fn applies(cfg: &QemuConfig) -> Result<(), String> {
-    match &cfg.communicator {
-        Communicator::Ssh(_) if !cfg.host_port.skip_nat_mapping => Ok(()),
-        Communicator::Ssh(_) => {
-            Err("`ssh_skip_nat_mapping` is set: kiln cannot move the guest's network".into())
-        }
-        _ => Err("the communicator is not SSH: no step can be checkpointed".into()),
-    }
 }
 
 /// The key of a build's stable SSH key pair: a guest restored from a
@@ -300,19 +290,22 @@ pub(crate) fn memo_digest(store: &Store, path: &Path) -> Result<String, String> 
 
 /// Where a step named on the command line is in the build's step list:
 /// its 1-based index, its full name, or a unique prefix (`provision 3`).
-pub(crate) fn find_step(names: &[String], wanted: &str, flag: &str) -> Result<usize, String> {
+pub(crate) fn find_step(steps: &[StepId], wanted: &str, flag: &str) -> Result<usize, String> {
     if let Ok(n) = wanted.trim().parse::<usize>() {
         return match n {
-            1.. if n <= names.len() => Ok(n - 1),
+            1.. if n <= steps.len() => Ok(n - 1),
             _ => Err(format!(
                 "{flag} {n}: the build has steps 1 to {} (see `kiln plan`)",
-                names.len()
+                steps.len()
             )),
         };
     }
-    if let Some(i) = names.iter().position(|n| n == wanted) {
+    if let Ok(id) = wanted.parse::<StepId>()
+        && let Some(i) = steps.iter().position(|s| *s == id)
+    {
         return Ok(i);
     }
+    let names: Vec<String> = steps.iter().map(StepId::to_string).collect();
     let hits: Vec<usize> = names
         .iter()
         .enumerate()
@@ -336,8 +329,8 @@ pub(crate) fn find_step(names: &[String], wanted: &str, flag: &str) -> Result<us
     }
 }
 
-/// The key index a step name stands for: `wait_ssh` is 0, provisioner
-/// `j` is `j`; earlier steps are `Before`, later ones `After`.
+/// The key index a step stands for: `wait_ssh` is 0, provisioner `j` is
+/// `j`; earlier steps are `Before`, later ones `After`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum StepPoint {
     Before,
@@ -345,23 +338,14 @@ pub(crate) enum StepPoint {
     After,
 }
 
-pub(crate) fn step_point(names: &[String], index: usize) -> StepPoint {
-    let ssh = names.iter().position(|n| n == "wait_ssh");
-    let provisions: Vec<usize> = names
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| n.starts_with("provision "))
-        .map(|(i, _)| i)
-        .collect();
-    if Some(index) == ssh {
-        return StepPoint::Key(0);
-    }
-    if let Some(j) = provisions.iter().position(|&i| i == index) {
-        return StepPoint::Key(j + 1);
-    }
-    match ssh {
-        Some(s) if index < s => StepPoint::Before,
-        _ => StepPoint::After,
+pub(crate) fn step_point(steps: &[StepId], index: usize) -> StepPoint {
+    match steps.get(index) {
+        Some(StepId::WaitSsh) => StepPoint::Key(0),
+        Some(StepId::Provision { number, .. }) => StepPoint::Key(*number),
+        _ => match steps.iter().position(|s| *s == StepId::WaitSsh) {
+            Some(ssh) if index < ssh => StepPoint::Before,
+            _ => StepPoint::After,
+        },
     }
 }
 
@@ -649,11 +633,10 @@ pub(crate) struct CacheRun {
     pub vm: Vm,
     pub keys: Vec<CacheKey>,
     /// The step each key follows: `wait_ssh`, then the provisioners.
-    pub names: Vec<String>,
+    pub names: Vec<StepId>,
     pub build: String,
-    /// `--until`: stop after this point (a key index, or a provisioner
-    /// past the cache's boundary), with the step's name.
-    pub until: Option<(usize, String)>,
+    /// `--until`: stop after this point (a key index), with its step.
+    pub until: Option<(usize, StepId)>,
     /// False once a checkpoint failed or lost a race: the chain of this
     /// VM is no longer in the store.
     pub publishing: bool,
@@ -705,7 +688,11 @@ impl CacheRun {
     }
 
     async fn checkpoint(&mut self, done: usize, guest: Option<&Guest>, ev: &BuildEvents) {
-        let step = self.names.get(done).cloned().unwrap_or_default();
+        let step = self
+            .names
+            .get(done)
+            .map(StepId::to_string)
+            .unwrap_or_default();
         if let Some(g) = guest
             && let Err(e) = g.exec_quiet("sync").await
         {
@@ -855,12 +842,12 @@ pub(crate) fn setup(
 pub(crate) struct Lookup {
     pub tokenized: Tokenized,
     pub keys: Vec<CacheKey>,
-    pub names: Vec<String>,
+    pub names: Vec<StepId>,
     pub boundary: Option<String>,
     pub hit: Option<(usize, Entry)>,
     pub base: Vec<BaseDisk>,
     pub host: QemuHost,
-    pub until: Option<(usize, String)>,
+    pub until: Option<(usize, StepId)>,
 }
 
 /// What [`lookup`] needs of the build.
@@ -897,11 +884,11 @@ pub(crate) async fn lookup(store: &Store, input: LookupInput<'_>) -> Result<Look
         .template
         .pinned(&host)
         .map_err(|e| e.to_string())?;
-    let all_names = crate::plan::step_names(spec);
+    let all_steps = build_steps(spec, CacheUse::On);
     let position = |flag: &str, wanted: &Option<String>| -> Result<Option<StepPoint>, String> {
         wanted
             .as_deref()
-            .map(|w| find_step(&all_names, w, flag).map(|i| step_point(&all_names, i)))
+            .map(|w| find_step(&all_steps, w, flag).map(|i| step_point(&all_steps, i)))
             .transpose()
     };
     let from = position("--from", &options.from)?;
@@ -943,17 +930,17 @@ pub(crate) async fn lookup(store: &Store, input: LookupInput<'_>) -> Result<Look
         .await
         .map_err(|e| e.to_string())??
     };
-    let names: Vec<String> = std::iter::once("wait_ssh".to_string())
-        .chain((0..keys.len() - 1).map(|i| super::provisioners::step_name(spec, i)))
+    let names: Vec<StepId> = std::iter::once(StepId::WaitSsh)
+        .chain((0..keys.len() - 1).map(|i| StepId::provision(spec, i)))
         .collect();
     let until = match until {
         None => None,
         Some(StepPoint::Key(j)) => {
-            let name = match j {
-                0 => "wait_ssh".to_string(),
-                _ => super::provisioners::step_name(spec, j - 1),
+            let step = match j {
+                0 => StepId::WaitSsh,
+                _ => StepId::provision(spec, j - 1),
             };
-            Some((j, name))
+            Some((j, step))
         }
         Some(_) => {
             return Err(format!(
@@ -999,6 +986,10 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
+    fn steps(list: &[&str]) -> Vec<StepId> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
     #[test]
     fn tree_inputs_do_not_read_a_fifo_in_an_uploaded_directory() {
         let dir = tempfile::tempdir().unwrap();
@@ -1018,7 +1009,7 @@ mod tests {
 
     #[test]
     fn steps_are_found_by_index_name_or_unique_prefix() {
-        let n = names(&[
+        let n = steps(&[
             "ssh_key",
             "run_qemu",
             "wait_ssh",

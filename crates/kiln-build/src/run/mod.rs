@@ -5,11 +5,9 @@
 mod cached;
 pub use cached::CacheOptions;
 mod null;
-pub use null::seed_of;
 mod postprocessors;
 mod provisioners;
 mod qemu;
-pub use qemu::needs_guest_scrub;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +20,7 @@ use crate::artifact::Artifact;
 use crate::events::{BuildEvents, Event, Events};
 use crate::pipeline::{Pipeline, StepError, StepTiming};
 use crate::spec::{BuildSpec, OnError, SourceSpec};
+use crate::step::StepId;
 
 /// How this run of builds behaves.
 #[derive(Clone, Debug)]
@@ -265,9 +264,9 @@ async fn ask_cleanup(ev: &BuildEvents) -> bool {
 }
 
 /// A step error for things that are not a step's own failure.
-pub(crate) fn fail(step: &str, message: impl Into<String>) -> StepError {
+pub(crate) fn fail(step: StepId, message: impl Into<String>) -> StepError {
     StepError::Failed {
-        step: step.to_string(),
+        step,
         message: message.into(),
     }
 }

@@ -13,6 +13,7 @@ use crate::postprocess::{PostProcessorConfig, checksum, compress, manifest};
 use crate::provision::shell::BuildFacts;
 use crate::provision::shell_local;
 use crate::spec::{BuildSpec, PostProcessorSpec};
+use crate::step::StepId;
 
 pub(crate) async fn run_chains(
     spec: &BuildSpec,
@@ -29,12 +30,16 @@ pub(crate) async fn run_chains(
     for (c, chain) in spec.post_processors.iter().enumerate() {
         let mut prior = builder.clone();
         for (i, pp) in chain.iter().enumerate() {
-            let step = format!("post-processor {}.{} {}", c + 1, i + 1, label(pp));
-            p.ev.say(format!("Running post-processor: {}", label(pp)));
+            let step = StepId::PostProcessor {
+                chain: c + 1,
+                index: i + 1,
+                label: pp.label(),
+            };
+            p.ev.say(format!("Running post-processor: {}", pp.label()));
             let input = prior.clone();
             let ev = p.ev.clone();
             let (artifact, scan) = p
-                .step(&step, run_one(spec, pp, &input, opts, &leak, &ev))
+                .step(step, run_one(spec, pp, &input, opts, &leak, &ev))
                 .await?;
             if let Some(scan) = scan {
                 p.record.scans.push(scan);
@@ -68,13 +73,6 @@ pub(crate) async fn run_chains(
         }
     }
     Ok(results)
-}
-
-fn label(pp: &PostProcessorSpec) -> String {
-    match &pp.name {
-        Some(n) => format!("{} ({n})", pp.config.type_name()),
-        None => pp.config.type_name().to_string(),
-    }
 }
 
 async fn run_one(

@@ -22,6 +22,7 @@ use crate::pipeline::{Pipeline, StepError};
 use crate::provision::shell::BuildFacts;
 use crate::provision::{ProvisionerConfig, breakpoint, file, shell, shell_local};
 use crate::spec::{BuildSpec, OnError, ProvisionerSpec};
+use crate::step::StepId;
 
 /// What every provisioner of a build shares.
 pub(crate) struct ProvisionEnv<'a> {
@@ -37,17 +38,6 @@ pub(crate) struct ProvisionEnv<'a> {
     pub machine: Option<Arc<QemuProcess>>,
 }
 
-/// The step name of provisioner `i` (0-based): `provision 1/4 shell`.
-pub(crate) fn step_name(spec: &BuildSpec, i: usize) -> String {
-    let total = spec.provisioners.len();
-    let label = spec
-        .provisioners
-        .get(i)
-        .map(|p| p.label())
-        .unwrap_or_default();
-    format!("provision {}/{} {}", i + 1, total, label)
-}
-
 /// Run every provisioner from `start` (0-based; earlier ones are cached)
 /// as its own step, letting the step cache checkpoint after each.
 pub(crate) async fn run_all(
@@ -60,11 +50,11 @@ pub(crate) async fn run_all(
     mut cache: Option<&mut super::cached::CacheRun>,
 ) -> Result<(), StepError> {
     for (i, prov) in spec.provisioners.iter().enumerate().skip(start) {
-        let step = step_name(spec, i);
+        let step = StepId::provision(spec, i);
         let ev = p.ev.clone();
         let result = p
             .step(
-                &step,
+                step.clone(),
                 run_continuing(prov, guest.as_deref_mut(), env, &ev, i),
             )
             .await;
@@ -88,7 +78,7 @@ pub(crate) async fn run_all(
                 let ev = p.ev.clone();
                 let _ = p
                     .step(
-                        "error-cleanup-provisioner",
+                        StepId::ErrorCleanupProvisioner,
                         run_with_retries(cleanup, guest.as_deref_mut(), env, &ev, usize::MAX),
                     )
                     .await;

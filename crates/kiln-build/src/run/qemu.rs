@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use kiln_qemu::accel::{AccelDecision, AccelVerdict, decide_accelerator};
 use kiln_qemu::config::{Communicator, IsoChecksum};
-use kiln_qemu::disk::{DiskCommand, SourceImage, run_disk_command};
+use kiln_qemu::disk::{SourceImage, run_disk_command};
 use kiln_qemu::placeholders::{self, TemplateData};
 use kiln_qemu::plan::{ConsoleTap, RuntimeFacts};
 use kiln_qemu::process::{QemuCommand, QemuProcess};
@@ -33,6 +33,7 @@ use crate::http::{HttpContent, HttpPlan};
 use crate::pipeline::{Pipeline, StepError};
 use crate::provision::shell::BuildFacts;
 use crate::spec::BuildSpec;
+use crate::step::{CacheUse, StepId, build_steps};
 
 /// The address the guest reaches the host's loopback at (QEMU user networking).
 const HOST_FROM_GUEST: &str = "10.0.2.2";
@@ -51,7 +52,7 @@ pub(crate) async fn run(
     let ssh = cfg.ssh().cloned();
     let key = match &ssh {
         Some(s) => Some(
-            p.step("ssh_key", async {
+            p.step(StepId::SshKey, async {
                 match &s.private_key_file {
                     Some(path) => KeyPair::load(&cwd.join(path)).map_err(|e| e.to_string()),
                     None if store.is_some() => {
@@ -86,7 +87,7 @@ pub(crate) async fn run(
     let public_key = match &key {
         Some(k) => Some(
             k.public_key_line()
-                .map_err(|e| fail("ssh_key", e.to_string()))?,
+                .map_err(|e| fail(StepId::SshKey, e.to_string()))?,
         ),
         None => None,
     };
@@ -95,12 +96,12 @@ pub(crate) async fn run(
     {
         let private = k
             .private_key_openssh()
-            .map_err(|e| fail("ssh_key", e.to_string()))?;
+            .map_err(|e| fail(StepId::SshKey, e.to_string()))?;
         p.ev.events.add_secrets([private]);
     }
     let ev = p.ev.clone();
 
-    let decision = decide(cfg, opts.kvm.as_ref()).map_err(|e| fail("accelerator", e))?;
+    let decision = decide(cfg, opts.kvm.as_ref()).map_err(|e| fail(StepId::RunQemu, e))?;
     if let Some(w) = &decision.warning {
         ev.warn(w.clone());
     }
@@ -124,7 +125,7 @@ pub(crate) async fn run(
             DownloadProgress::Verify { done, total } => ev2.progress("verify", done, Some(total)),
         };
         let got = p
-            .step("download", crate::download::fetch(&req, &progress))
+            .step(StepId::Download, crate::download::fetch(&req, &progress))
             .await?;
         if got.checksum.is_none() {
             ev.warn("a checksum of `none` was specified: the source image is not verified");
@@ -145,27 +146,32 @@ pub(crate) async fn run(
     // Output directory: never overwrite what a user has unless -force.
     let out_dir = cwd.join(&cfg.output_directory);
     p.step(
-        "prepare_output_dir",
+        StepId::PrepareOutputDir,
         prepare_output_dir(&out_dir, opts.force),
     )
     .await?;
-    {
+    let remove_out_dir = {
         let dir = out_dir.clone();
         p.defer("remove output directory", async move {
             tokio::fs::remove_dir_all(&dir)
                 .await
                 .or_else(ignore_missing)
                 .map_err(|e| format!("{}: {e}", dir.display()))
-        });
-    }
+        })
+    };
 
     // Scratch space: QMP socket (short path), seed media.
     let scratch = tempfile::Builder::new()
         .prefix("kiln-")
         .tempdir_in(std::env::temp_dir())
-        .map_err(|e| fail("prepare_output_dir", format!("temporary directory: {e}")))?;
+        .map_err(|e| {
+            fail(
+                StepId::PrepareOutputDir,
+                format!("temporary directory: {e}"),
+            )
+        })?;
     let scratch_path = scratch.path().to_path_buf();
-    p.defer("remove temporary files", async move {
+    let _ = p.defer("remove temporary files", async move {
         drop(scratch);
         Ok(())
     });
@@ -173,7 +179,7 @@ pub(crate) async fn run(
     // HTTP server.
     let http_bind: std::net::IpAddr = cfg.http.bind_address.parse().map_err(|_| {
         fail(
-            "http_server",
+            StepId::HttpServer,
             format!(
                 "`http_bind_address` {:?} is not an IP address",
                 cfg.http.bind_address
@@ -199,7 +205,9 @@ pub(crate) async fn run(
             port_max: cfg.http.port_max,
             content,
         };
-        let mut server = p.step("http_server", crate::http::start(&plan)).await?;
+        let mut server = p
+            .step(StepId::HttpServer, crate::http::start(&plan))
+            .await?;
         if cfg.http.directory.is_none() {
             // Restart with the rendered content on the port just found.
             let port = server.port();
@@ -208,7 +216,7 @@ pub(crate) async fn run(
             let mut files = std::collections::BTreeMap::new();
             for (path, body) in &cfg.http.content {
                 let body = placeholders::render(body, &data)
-                    .map_err(|e| fail("http_server", format!("`http_content` {path}: {e}")))?;
+                    .map_err(|e| fail(StepId::HttpServer, format!("`http_content` {path}: {e}")))?;
                 let key = if path.starts_with('/') {
                     path.clone()
                 } else {
@@ -224,7 +232,7 @@ pub(crate) async fn run(
             };
             server = crate::http::start(&plan)
                 .await
-                .map_err(|e| fail("http_server", e.to_string()))?;
+                .map_err(|e| fail(StepId::HttpServer, e.to_string()))?;
         }
         ev.say(format!("Starting HTTP server on port {}", server.port()));
         Some(server)
@@ -234,7 +242,7 @@ pub(crate) async fn run(
     let http_port = http.as_ref().map(|s| s.port()).unwrap_or(0);
     let template_data = template_base.clone().with("HTTPPort", http_port);
     if let Some(server) = http {
-        p.defer("stop HTTP server", async move {
+        let _ = p.defer("stop HTTP server", async move {
             server.stop().await;
             Ok(())
         });
@@ -251,13 +259,13 @@ pub(crate) async fn run(
         let mut content = std::collections::BTreeMap::new();
         for (name, text) in &cfg.media.cd_content {
             let text = placeholders::render(text, &template_data)
-                .map_err(|e| fail("create_cd", format!("`cd_content` {name}: {e}")))?;
+                .map_err(|e| fail(StepId::CreateCd, format!("`cd_content` {name}: {e}")))?;
             content.insert(name.clone(), text);
         }
         let files = cfg.media.cd_files.clone();
         let cwd2 = cwd.clone();
         let path2 = path.clone();
-        p.step("create_cd", async move {
+        p.step(StepId::CreateCd, async move {
             let files =
                 kiln_qemu::cdrom::cd_files(&files, &content, &cwd2).map_err(|e| e.to_string())?;
             kiln_qemu::cdrom::write_iso(&path2, &label, &files, None).map_err(|e| e.to_string())
@@ -277,7 +285,7 @@ pub(crate) async fn run(
         let m = cfg.media.clone();
         let cwd2 = cwd.clone();
         let path2 = path.clone();
-        p.step("create_floppy", async move {
+        p.step(StepId::CreateFloppy, async move {
             let files = kiln_qemu::floppy::floppy_files(
                 &m.floppy_files,
                 &m.floppy_dirs,
@@ -302,10 +310,10 @@ pub(crate) async fn run(
         let arch = kiln_qemu::firmware::arch_of_binary(&cfg.qemu_binary).to_string();
         let fw =
             kiln_qemu::firmware::resolve(cfg.efi.code.as_deref(), cfg.efi.vars.as_deref(), &arch)
-                .map_err(|e| fail("prepare_efivars", e.to_string()))?;
+                .map_err(|e| fail(StepId::PrepareEfivars, e.to_string()))?;
         let out = out_dir.clone();
         let vars = fw.vars.clone();
-        p.step("prepare_efivars", async move {
+        p.step(StepId::PrepareEfivars, async move {
             kiln_qemu::firmware::copy_efivars(&vars, &out).map_err(|e| e.to_string())
         })
         .await?;
@@ -318,7 +326,7 @@ pub(crate) async fn run(
     let ssh_host_port = match &cfg.communicator {
         Communicator::Ssh(_) if !cfg.host_port.skip_nat_mapping => Some(
             p.step(
-                "port_forward",
+                StepId::PortForward,
                 free_port(cfg.host_port.min, cfg.host_port.max),
             )
             .await?,
@@ -333,7 +341,7 @@ pub(crate) async fn run(
                 .await
                 .map_err(|e| {
                     fail(
-                        "run_qemu",
+                        StepId::RunQemu,
                         format!(
                             "no free VNC port in {}..{}: {e}",
                             cfg.vnc.port_min, cfg.vnc.port_max
@@ -362,7 +370,8 @@ pub(crate) async fn run(
         efi_code,
         qmp_socket: scratch_path.join("qmp.sock").display().to_string(),
     };
-    let plan = kiln_qemu::plan_qemu(cfg, &facts).map_err(|e| fail("run_qemu", e.to_string()))?;
+    let plan =
+        kiln_qemu::plan_qemu(cfg, &facts).map_err(|e| fail(StepId::RunQemu, e.to_string()))?;
     for note in &plan.notes {
         ev.warn(note.clone());
     }
@@ -401,6 +410,14 @@ pub(crate) async fn run(
         },
         None => None,
     };
+    p.expect(build_steps(
+        spec,
+        if store.is_some() {
+            CacheUse::On
+        } else {
+            CacheUse::Off
+        },
+    ));
     // Disks.
     let disk_plan = kiln_qemu::plan_disk(
         cfg,
@@ -408,13 +425,15 @@ pub(crate) async fn run(
             .as_deref()
             .map(|path| SourceImage { path, format: None }),
     )
-    .map_err(|e| fail("create_disk", e.to_string()))?;
+    .map_err(|e| fail(StepId::CreateDisk, e.to_string()))?;
     if store.is_none() {
         ev.say("Creating required virtual machine disks");
         for cmd in &disk_plan.before_boot {
-            let step = step_name(cmd);
-            p.step(&step, run_disk_command(cmd, &cwd, Duration::from_secs(600)))
-                .await?;
+            p.step(
+                StepId::of_disk(cmd.step()),
+                run_disk_command(cmd, &cwd, Duration::from_secs(600)),
+            )
+            .await?;
         }
     }
 
@@ -434,7 +453,7 @@ pub(crate) async fn run(
             let source_path = source_abs.as_deref().map(Path::new);
             let found = p
                 .step(
-                    "cache_lookup",
+                    StepId::CacheLookup,
                     cached::lookup(
                         &store,
                         cached::LookupInput {
@@ -476,9 +495,9 @@ pub(crate) async fn run(
                 &options.sensitive,
             );
             let step = if found.hit.is_some() {
-                "resume_vm"
+                StepId::ResumeVm
             } else {
-                "run_qemu"
+                StepId::RunQemu
             };
             let (vm, started) = p
                 .step(
@@ -539,7 +558,7 @@ pub(crate) async fn run(
                 console_log: Some(console_log.clone()),
             };
             Arc::new(
-                p.step("run_qemu", async {
+                p.step(StepId::RunQemu, async {
                     let q = QemuProcess::spawn(cmd).await.map_err(|e| e.to_string())?;
                     q.check_started(Duration::from_millis(300))
                         .await
@@ -552,7 +571,7 @@ pub(crate) async fn run(
     };
     {
         let q = qemu.clone();
-        p.defer("stop QEMU", async move {
+        let _ = p.defer("stop QEMU", async move {
             if q.try_exit().is_none() {
                 q.terminate(Duration::from_secs(2)).await;
             }
@@ -565,7 +584,7 @@ pub(crate) async fn run(
         let socket = PathBuf::from(&facts.qmp_socket);
         announce_vnc(cfg, port, vm_qmp, &socket, &ev)
             .await
-            .map_err(|e| fail("run_qemu", e))?;
+            .map_err(|e| fail(StepId::RunQemu, e))?;
     }
 
     // Boot command, typed over QMP.
@@ -573,7 +592,7 @@ pub(crate) async fn run(
         cfg,
         &kiln_qemu::plan::boot_command_data(cfg, &facts, public_key.as_deref()),
     )
-    .map_err(|e| fail("type_boot_command", e.to_string()))?;
+    .map_err(|e| fail(StepId::TypeBootCommand, e.to_string()))?;
     if !boot_steps.is_empty() && resumed.is_none() {
         let socket = PathBuf::from(&facts.qmp_socket);
         let vm_qmp = cache_run.as_ref().map(|c| c.vm.qmp());
@@ -582,7 +601,7 @@ pub(crate) async fn run(
         let wait = cfg.boot.wait;
         let interval = cfg.boot.key_interval;
         p.step(
-            "type_boot_command",
+            StepId::TypeBootCommand,
             supervised(&qemu, async move {
                 if !wait.is_zero() {
                     ev2.say(format!("Waiting {wait:?} for boot..."));
@@ -637,7 +656,7 @@ pub(crate) async fn run(
         ev.say("Waiting for SSH to become available...");
         let session = p
             .step(
-                "wait_ssh",
+                StepId::WaitSsh,
                 wait_ssh(
                     &qemu,
                     target,
@@ -700,7 +719,7 @@ pub(crate) async fn run(
         data.insert(
             "SSHPrivateKey",
             k.private_key_openssh()
-                .map_err(|e| fail("provision", e.to_string()))?,
+                .map_err(|e| fail(StepId::SshKey, e.to_string()))?,
         );
     }
     let env = ProvisionEnv {
@@ -717,7 +736,7 @@ pub(crate) async fn run(
                 ssh.as_ref().map(|s| s.username.as_str()).unwrap_or("root")
             )
         }),
-        seed: super::null::seed_of(&spec.name),
+        seed: crate::spec::seed_of(&spec.name),
         machine: Some(qemu.clone()),
     };
     // Each provisioner watches QEMU: if it dies, the build fails at once.
@@ -739,7 +758,7 @@ pub(crate) async fn run(
     {
         let command = kiln_ssh::AuthorizedKeysCleanup::new(pk).command();
         p.step(
-            "clear_authorized_keys",
+            StepId::ClearAuthorizedKeys,
             supervised(&qemu, g.exec_quiet(&command)),
         )
         .await?;
@@ -748,11 +767,11 @@ pub(crate) async fn run(
     // A whole-disk MAAS artifact carries the disk as it is: scrub it in
     // the guest as the last step (a tarball is scrubbed while streaming).
     if let Some(g) = guest.as_ref()
-        && needs_guest_scrub(spec)
+        && spec.needs_guest_scrub()
     {
         let script = crate::postprocess::maas::guest_scrub_script();
         let command = format!("sudo -n sh -c {}", kiln_ssh::shell::quote(&script));
-        p.step("scrub", supervised(&qemu, g.exec_quiet(&command)))
+        p.step(StepId::Scrub, supervised(&qemu, g.exec_quiet(&command)))
             .await?;
     }
 
@@ -762,7 +781,7 @@ pub(crate) async fn run(
     let ev2 = ev.clone();
     let q = qemu.clone();
     let vm_qmp = cache_run.as_ref().map(|c| c.vm.qmp());
-    p.step("shutdown", async move {
+    p.step(StepId::Shutdown, async move {
         shutdown(
             &q,
             guest,
@@ -781,13 +800,13 @@ pub(crate) async fn run(
     if let Some(c) = cache_run {
         ev.say("Writing the output disk from the cached chain...");
         let source = source_abs.as_deref().map(Path::new);
-        p.step("convert_disk", c.finish(cfg, &cwd, source)).await?;
+        p.step(StepId::ConvertDisk, c.finish(cfg, &cwd, source))
+            .await?;
     } else if !disk_plan.after_shutdown.is_empty() {
         ev.say("Converting hard drive...");
         for cmd in &disk_plan.after_shutdown {
-            let step = step_name(cmd);
             p.step(
-                &step,
+                StepId::of_disk(cmd.step()),
                 run_disk_command(cmd, &cwd, Duration::from_secs(3600)),
             )
             .await?;
@@ -795,7 +814,7 @@ pub(crate) async fn run(
     }
 
     // Success: the output directory is the artifact now.
-    p.forget("remove output directory");
+    p.dismiss(remove_out_dir);
     // As Packer lists them: relative to the working directory.
     let files = list_files(&out_dir)
         .into_iter()
@@ -816,7 +835,7 @@ fn step_store(
     ev: &BuildEvents,
 ) -> Option<(Store, CacheOptions)> {
     let options = opts.cache.clone()?;
-    if let Err(why) = cached::applies(cfg) {
+    if let Err(why) = crate::cache::applies(cfg) {
         ev.say(format!("Step cache off for this build: {why}"));
         return None;
     }
@@ -843,10 +862,7 @@ fn record_cached(spec: &BuildSpec, keys: &[CacheKey], index: usize, p: &mut Pipe
             .get(i + 1)
             .map(|k| k.short().to_string())
             .unwrap_or_default();
-        p.record(
-            &provisioners::step_name(spec, i),
-            StepOutcome::Cached { key },
-        );
+        p.record(StepId::provision(spec, i), StepOutcome::Cached { key });
     }
 }
 
@@ -1182,17 +1198,6 @@ async fn free_port(min: u16, max: u16) -> Result<u16, String> {
     l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
 
-fn step_name(cmd: &DiskCommand) -> String {
-    use kiln_qemu::disk::DiskStep;
-    match cmd.step() {
-        DiskStep::CreateDisk => "create_disk",
-        DiskStep::CopyDisk => "copy_disk",
-        DiskStep::ResizeDisk => "resize_disk",
-        DiskStep::ConvertDisk => "convert_disk",
-    }
-    .to_string()
-}
-
 fn absolute(p: &Path) -> PathBuf {
     std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }
@@ -1285,14 +1290,6 @@ fn qemuargs_files(cfg: &QemuConfig) -> Vec<String> {
         }
     }
     out
-}
-
-/// Whether a post-processor writes the whole disk (`maas-dd`).
-pub fn needs_guest_scrub(spec: &BuildSpec) -> bool {
-    spec.post_processors
-        .iter()
-        .flatten()
-        .any(|p| matches!(p.config, crate::postprocess::PostProcessorConfig::MaasDd(_)))
 }
 
 #[cfg(test)]
