@@ -19,19 +19,68 @@ use tokio_util::sync::CancellationToken;
 use crate::events::{BuildEvents, Event, StepOutcome};
 use crate::step::StepId;
 
-/// A failed or interrupted step.
-#[derive(Debug, thiserror::Error)]
+/// Any error a step fails with: a lower crate's typed error, or a message
+/// (`String` and `&str` convert too).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A failed, interrupted or deliberately stopped step.
+///
+/// A failure keeps its cause as a typed source: its text reads
+/// `step: cause`, and [`std::error::Error::source`] goes on with the
+/// cause's own sources, so the edge prints each once (`caused by:`).
+#[derive(Debug)]
 pub enum StepError {
-    #[error("{step}: {message}")]
-    Failed { step: StepId, message: String },
-    #[error("{step}: interrupted")]
-    Interrupted { step: StepId },
+    Failed {
+        step: StepId,
+        source: BoxError,
+        /// What the user can do about it, when known.
+        hint: Option<String>,
+    },
+    Interrupted {
+        step: StepId,
+    },
     /// `--until`: the build ends after this step, on purpose.
-    #[error("stopped after {step} (`--until`)")]
-    Stopped { step: StepId },
+    Stopped {
+        step: StepId,
+    },
 }
 
 impl StepError {
+    /// `step` failed with `cause` (a typed error, or a message).
+    pub fn failed(step: StepId, cause: impl Into<BoxError>) -> StepError {
+        let source: BoxError = cause.into();
+        // A cause that knows its hint brings it along.
+        match source.downcast::<Hinted>() {
+            Ok(h) => StepError::Failed {
+                step,
+                source: h.source,
+                hint: Some(h.hint),
+            },
+            Err(source) => StepError::Failed {
+                step,
+                source,
+                hint: None,
+            },
+        }
+    }
+
+    /// `step` failed for the reason `message` says.
+    pub fn msg(step: StepId, message: impl Into<String>) -> StepError {
+        StepError::failed(step, message.into())
+    }
+
+    /// The same failure, with what the user can do about it.
+    pub fn with_hint(self, hint: impl Into<String>) -> StepError {
+        match self {
+            StepError::Failed { step, source, .. } => StepError::Failed {
+                step,
+                source,
+                hint: Some(hint.into()),
+            },
+            other => other,
+        }
+    }
+
     pub fn is_interrupted(&self) -> bool {
         matches!(self, StepError::Interrupted { .. })
     }
@@ -42,6 +91,62 @@ impl StepError {
             | StepError::Interrupted { step }
             | StepError::Stopped { step } => step,
         }
+    }
+
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            StepError::Failed { hint, .. } => hint.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepError::Failed { step, source, .. } => write!(f, "{step}: {source}"),
+            StepError::Interrupted { step } => write!(f, "{step}: interrupted"),
+            StepError::Stopped { step } => write!(f, "stopped after {step} (`--until`)"),
+        }
+    }
+}
+
+impl std::error::Error for StepError {
+    /// The cause's sources: the cause itself is already in the text.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StepError::Failed { source, .. } => source.source(),
+            _ => None,
+        }
+    }
+}
+
+/// An error with a hint: what a step returns when it knows what the user
+/// can do ([`StepError::failed`] takes the hint out).
+#[derive(Debug)]
+pub struct Hinted {
+    pub source: BoxError,
+    pub hint: String,
+}
+
+impl Hinted {
+    pub fn new(source: impl Into<BoxError>, hint: impl Into<String>) -> Hinted {
+        Hinted {
+            source: source.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Hinted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.source.fmt(f)
+    }
+}
+
+impl std::error::Error for Hinted {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.source()
     }
 }
 
@@ -157,11 +262,11 @@ impl Pipeline {
         }
     }
 
-    /// Run one step.
+    /// Run one step: its own future, whose error is the step's failure.
     pub async fn step<T, E, F>(&mut self, step: StepId, fut: F) -> Result<T, StepError>
     where
         F: Future<Output = Result<T, E>>,
-        E: std::fmt::Display,
+        E: Into<BoxError>,
     {
         self.cursor = self.check_order(&step, self.cursor);
         self.ev.emit(Event::StepStarted {
@@ -170,7 +275,7 @@ impl Pipeline {
         });
         let start = Instant::now();
         let result = tokio::select! {
-            r = fut => r.map_err(|e| StepError::Failed { step: step.clone(), message: e.to_string() }),
+            r = fut => r.map_err(|e| StepError::failed(step.clone(), e)),
             _ = self.cancel.cancelled() => Err(StepError::Interrupted { step: step.clone() }),
         };
         let outcome = match &result {
@@ -364,5 +469,41 @@ mod tests {
         p.expect(vec![StepId::RunQemu, StepId::WaitSsh]);
         p.record(StepId::WaitSsh, StepOutcome::Ran);
         p.record(StepId::RunQemu, StepOutcome::Ran);
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read the image")]
+    struct Outer(#[source] std::io::Error);
+
+    #[tokio::test]
+    async fn a_failure_keeps_its_typed_causes_and_hint() {
+        let (mut p, _rx) = pipeline();
+        let r: Result<(), _> = p
+            .step(StepId::CreateDisk, async {
+                Err(Outer(std::io::Error::other("disk full")))
+            })
+            .await;
+        let e = r.unwrap_err();
+        assert_eq!(e.to_string(), "create_disk: cannot read the image");
+        let cause = std::error::Error::source(&e).unwrap();
+        assert_eq!(cause.to_string(), "disk full");
+        assert_eq!(e.hint(), None);
+
+        let r: Result<(), _> = p
+            .step(StepId::PrepareOutputDir, async {
+                Err(Hinted::new("output directory out exists", "use -force"))
+            })
+            .await;
+        let e = r.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "prepare_output_dir: output directory out exists"
+        );
+        assert_eq!(e.hint(), Some("use -force"));
+        assert!(std::error::Error::source(&e).is_none());
+        assert_eq!(
+            StepError::msg(StepId::Scrub, "boom").with_hint("h").hint(),
+            Some("h")
+        );
     }
 }

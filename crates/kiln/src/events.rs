@@ -217,6 +217,7 @@ impl Renderer {
                 build,
                 duration,
                 error,
+                ..
             } => {
                 let (c, r) = self.paint(build);
                 match error {

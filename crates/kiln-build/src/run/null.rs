@@ -4,8 +4,8 @@
 use kiln_qemu::placeholders::TemplateData;
 use kiln_ssh::{Auth, KeyPair, Target, WaitConfig};
 
+use super::RunOptions;
 use super::provisioners::{self, ProvisionEnv};
-use super::{RunOptions, fail};
 use crate::artifact::Artifact;
 use crate::guest::Guest;
 use crate::pipeline::{Pipeline, StepError};
@@ -30,7 +30,7 @@ pub(crate) async fn run(
             let mut auth = Auth::new();
             if let Some(key) = &ssh.private_key_file {
                 let key = KeyPair::load(&opts.cwd.join(key))
-                    .map_err(|e| fail(StepId::WaitSsh, e.to_string()))?;
+                    .map_err(|e| StepError::msg(StepId::WaitSsh, e.to_string()))?;
                 auth = auth.key(key);
             }
             if let Some(pw) = &ssh.password {
@@ -68,7 +68,7 @@ pub(crate) async fn run(
         seed: seed_of(&spec.name),
         machine: None,
     };
-    provisioners::run_all(spec, 0, guest.as_mut(), &env, opts.on_error, p, None).await?;
+    provisioners::run_all(spec, guest.as_mut(), &env, opts.on_error, p).await?;
     if let Some(g) = guest {
         g.into_session().close().await;
     }

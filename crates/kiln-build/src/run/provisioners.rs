@@ -38,83 +38,74 @@ pub(crate) struct ProvisionEnv<'a> {
     pub machine: Option<Arc<QemuProcess>>,
 }
 
-/// Run every provisioner from `start` (0-based; earlier ones are cached)
-/// as its own step, letting the step cache checkpoint after each.
+/// Run every provisioner in order, each as its own step (a build without
+/// a step cache: the `null` source).
 pub(crate) async fn run_all(
     spec: &BuildSpec,
-    start: usize,
     mut guest: Option<&mut Guest>,
     env: &ProvisionEnv<'_>,
     on_error: OnError,
     p: &mut Pipeline,
-    mut cache: Option<&mut super::cached::CacheRun>,
 ) -> Result<(), StepError> {
-    for (i, prov) in spec.provisioners.iter().enumerate().skip(start) {
-        let step = StepId::provision(spec, i);
-        let ev = p.ev.clone();
-        let result = p
-            .step(
-                step.clone(),
-                run_continuing(prov, guest.as_deref_mut(), env, &ev, i),
-            )
-            .await;
-        if let Ok(Ran::FailedContinued) = result
-            && let Some(c) = cache.as_deref_mut()
-            && c.publishing
-        {
-            p.ev.warn(format!(
-                "not caching {step}: it failed (`continue_on_error`); later steps are not cached"
-            ));
-            c.publishing = false;
-        }
-        if let Err(e) = result {
-            if !e.is_interrupted()
-                && on_error != OnError::Abort
-                && let Some(cleanup) = &spec.error_cleanup
-            {
-                p.ev.say(
-                    "Provisioning step had errors: Running the cleanup provisioner, if present...",
-                );
-                let ev = p.ev.clone();
-                let _ = p
-                    .step(
-                        StepId::ErrorCleanupProvisioner,
-                        run_with_retries(cleanup, guest.as_deref_mut(), env, &ev, usize::MAX),
-                    )
-                    .await;
-            }
-            return Err(e);
-        }
-        if let Some(c) = cache.as_deref_mut() {
-            c.after(i + 1, guest.as_deref(), p).await?;
-        }
+    for i in 0..spec.provisioners.len() {
+        run_step(spec, i, guest.as_deref_mut(), env, on_error, p).await?;
     }
     Ok(())
 }
 
+/// Run provisioner `i` (0-based) as its step; when it fails, the
+/// `error-cleanup-provisioner` (unless `-on-error=abort`).
+pub(crate) async fn run_step(
+    spec: &BuildSpec,
+    i: usize,
+    mut guest: Option<&mut Guest>,
+    env: &ProvisionEnv<'_>,
+    on_error: OnError,
+    p: &mut Pipeline,
+) -> Result<Ran, StepError> {
+    let Some(prov) = spec.provisioners.get(i) else {
+        return Ok(Ran::Succeeded);
+    };
+    let ev = p.ev.clone();
+    let result = p
+        .step(
+            StepId::provision(spec, i),
+            run_continuing(prov, guest.as_deref_mut(), env, &ev, i),
+        )
+        .await;
+    if let Err(e) = &result
+        && !e.is_interrupted()
+        && on_error != OnError::Abort
+        && let Some(cleanup) = &spec.error_cleanup
+    {
+        p.ev.say("Provisioning step had errors: Running the cleanup provisioner, if present...");
+        let _ = p
+            .step(
+                StepId::ErrorCleanupProvisioner,
+                run_with_retries(cleanup, guest, env, &ev, usize::MAX),
+            )
+            .await;
+    }
+    result
+}
+
 /// How a provisioner's step ended without stopping the build.
-#[derive(Debug, PartialEq)]
-enum Ran {
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Ran {
     Succeeded,
     /// It failed, and `continue_on_error` let the build go on.
     FailedContinued,
 }
 
 /// Why a provisioner's step failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 enum Failure {
     /// QEMU exited: nothing after this can reach the guest.
+    #[error("{0}")]
     QemuDied(String),
     /// The provisioner itself failed (after its retries).
+    #[error("{0}")]
     Provisioner(String),
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::QemuDied(m) | Failure::Provisioner(m) => f.write_str(m),
-        }
-    }
 }
 
 /// [`run_with_retries`], with `continue_on_error` applied to its result.
@@ -165,7 +156,7 @@ async fn run_with_retries(
         };
         // A dead QEMU is the error, and no retry can help.
         let result = match &env.machine {
-            Some(qemu) => super::qemu::watch(qemu, run)
+            Some(qemu) => super::supervise::watch(qemu, run)
                 .await
                 .map_err(Failure::QemuDied)?,
             None => run.await,
