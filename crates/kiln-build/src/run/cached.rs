@@ -30,7 +30,7 @@ use crate::cache::key::{self, BaseKeyInputs, CacheKey, FileInput, QemuHost, Step
 use crate::cache::store::{Entry, Store};
 use crate::events::BuildEvents;
 use crate::guest::Guest;
-use crate::pipeline::{Pipeline, StepError};
+use crate::pipeline::{BoxError, Pipeline, StepError};
 use crate::provision::ProvisionerConfig;
 use crate::provision::file::Direction;
 use crate::provision::shell::Source;
@@ -55,8 +55,8 @@ pub struct CacheOptions {
 
 /// The key of a build's stable SSH key pair: a guest restored from a
 /// checkpoint trusts the key it was given at its first boot.
-pub(crate) fn build_key_seed(store: &Store, build: &str) -> Result<[u8; 32], String> {
-    let secret = store.secret().map_err(|e| e.to_string())?;
+pub(crate) fn build_key_seed(store: &Store, build: &str) -> Result<[u8; 32], BoxError> {
+    let secret = store.secret().map_err(BoxError::from)?;
     Ok(*blake3::Hasher::new_keyed(&secret)
         .update(b"kiln build ssh key\0")
         .update(build.as_bytes())
@@ -259,7 +259,7 @@ pub(crate) fn base_key(shape: Value, facts: &BaseFacts) -> CacheKey {
 
 /// The digest of a large file, remembered by path, size, inode and mtime
 /// under the store (a base image is hashed once, not on every build).
-pub(crate) fn memo_digest(store: &Store, path: &Path) -> Result<String, String> {
+pub(crate) fn memo_digest(store: &Store, path: &Path) -> Result<String, BoxError> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let stamp = json!({
@@ -278,7 +278,7 @@ pub(crate) fn memo_digest(store: &Store, path: &Path) -> Result<String, String> 
     {
         return Ok(d.to_string());
     }
-    let digest = key::digest_file(path).map_err(|e| e.to_string())?;
+    let digest = key::digest_file(path).map_err(BoxError::from)?;
     let _ = std::fs::create_dir_all(&dir);
     let staged = dir.join(format!(".{}.tmp", std::process::id()));
     let body = json!({ "stamp": stamp, "digest": digest }).to_string();
@@ -364,12 +364,12 @@ pub(crate) fn longest_prefix(
     store: &Store,
     keys: &[CacheKey],
     limit: Option<usize>,
-) -> Result<Option<(usize, Entry)>, String> {
+) -> Result<Option<(usize, Entry)>, BoxError> {
     let Some(limit) = limit else {
         return Ok(None);
     };
     for j in (0..=limit.min(keys.len().saturating_sub(1))).rev() {
-        if let Some(entry) = store.lookup(&keys[j]).map_err(|e| e.to_string())? {
+        if let Some(entry) = store.lookup(&keys[j]).map_err(BoxError::from)? {
             return Ok(Some((j, entry)));
         }
     }
@@ -517,7 +517,7 @@ fn normal(path: &Path) -> PathBuf {
 
 /// A blank qcow2 disk of `bytes` under the store, the base of a disk the
 /// build starts empty (an installer's target, `disk_additional_size`).
-pub(crate) async fn blank_base(store: &Store, bytes: u64) -> Result<PathBuf, String> {
+pub(crate) async fn blank_base(store: &Store, bytes: u64) -> Result<PathBuf, BoxError> {
     let dir = store.root().join("blank");
     let path = dir.join(format!("blank-{bytes}.qcow2"));
     if path.exists() {
@@ -543,12 +543,12 @@ pub(crate) async fn blank_base(store: &Store, bytes: u64) -> Result<PathBuf, Str
 }
 
 /// `qemu-img info`'s format of an image (a base image may be raw).
-pub(crate) async fn image_format(path: &Path) -> Result<String, String> {
-    let info = image_info(path).await.map_err(|e| e.to_string())?;
+pub(crate) async fn image_format(path: &Path) -> Result<String, BoxError> {
+    let info = image_info(path).await.map_err(BoxError::from)?;
     info.get("format")
         .and_then(Value::as_str)
         .map(str::to_string)
-        .ok_or_else(|| format!("qemu-img info {}: no format", path.display()))
+        .ok_or_else(|| format!("qemu-img info {}: no format", path.display()).into())
 }
 
 /// The base disks of a fresh boot, in drive order.
@@ -556,7 +556,7 @@ pub(crate) async fn base_disks(
     store: &Store,
     cfg: &QemuConfig,
     source: Option<&Path>,
-) -> Result<Vec<BaseDisk>, String> {
+) -> Result<Vec<BaseDisk>, BoxError> {
     let mut disks = Vec::new();
     let sizes = std::iter::once(&cfg.disk_size).chain(&cfg.disk_additional_size);
     for (i, size) in sizes.enumerate() {
@@ -596,7 +596,7 @@ pub(crate) async fn start(
     base: &[BaseDisk],
     hit: Option<&(usize, Entry)>,
     disk_image: bool,
-) -> Result<(Vm, Started), String> {
+) -> Result<(Vm, Started), BoxError> {
     if let Some((index, entry)) = hit {
         let mode = if disk_image {
             ResumeMode::Auto
@@ -618,12 +618,10 @@ pub(crate) async fn start(
             Err(e) if !disk_image => {
                 tracing::warn!("cannot restore {}: {e}; booting from the base", entry.key);
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         }
     }
-    let vm = Vm::boot(store, setup, base)
-        .await
-        .map_err(|e| e.to_string())?;
+    let vm = Vm::boot(store, setup, base).await.map_err(BoxError::from)?;
     Ok((vm, Started::Booted))
 }
 
@@ -672,12 +670,12 @@ impl CacheRun {
         cfg: &QemuConfig,
         cwd: &Path,
         source: Option<&Path>,
-    ) -> Result<(), String> {
+    ) -> Result<(), BoxError> {
         let finished = self
             .vm
             .wait_exit(EXIT_DEADLINE)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(BoxError::from)?;
         flatten(&finished, cfg, cwd, source.zip(self.base_format.as_deref())).await?;
         if let (Some(from), Some(to)) = (&finished.vars, &self.vars_out) {
             tokio::fs::copy(from, to)
@@ -757,7 +755,7 @@ pub(crate) async fn flatten(
     cfg: &QemuConfig,
     cwd: &Path,
     source: Option<(&Path, &str)>,
-) -> Result<(), String> {
+) -> Result<(), BoxError> {
     for (i, (overlay, out)) in finished.disks.iter().zip(cfg.disk_paths()).enumerate() {
         let out = cwd.join(out);
         let staged = PathBuf::from(format!("{}.kiln-flatten", out.display()));
@@ -778,11 +776,12 @@ pub(crate) async fn flatten(
                         ];
                         qemu_img(&args).await
                     }
-                    Err(e) => Err(format!(
-                        "copy {} to {}: {e}",
-                        overlay.display(),
-                        staged.display()
-                    )),
+                    Err(e) => {
+                        Err(
+                            format!("copy {} to {}: {e}", overlay.display(), staged.display())
+                                .into(),
+                        )
+                    }
                 }
             }
             _ => {
@@ -812,11 +811,11 @@ pub(crate) async fn flatten(
 }
 
 /// Runs `qemu-img ARGS` (errors name the command and what it said).
-async fn qemu_img(args: &[String]) -> Result<(), String> {
+async fn qemu_img(args: &[String]) -> Result<(), BoxError> {
     run_tool("qemu-img", args)
         .await
         .map(drop)
-        .map_err(|e| e.to_string())
+        .map_err(BoxError::from)
 }
 
 /// A VM setup from the tokenized command line.
@@ -866,7 +865,7 @@ pub(crate) struct LookupInput<'a> {
 }
 
 /// Computes the build's keys and finds its longest cached prefix.
-pub(crate) async fn lookup(store: &Store, input: LookupInput<'_>) -> Result<Lookup, String> {
+pub(crate) async fn lookup(store: &Store, input: LookupInput<'_>) -> Result<Lookup, BoxError> {
     let LookupInput {
         spec,
         cfg,
@@ -879,11 +878,8 @@ pub(crate) async fn lookup(store: &Store, input: LookupInput<'_>) -> Result<Look
     } = input;
     let host = QemuHost::probe(&cfg.qemu_binary)
         .await
-        .map_err(|e| e.to_string())?;
-    let (_, machine_type) = tokenized
-        .template
-        .pinned(&host)
-        .map_err(|e| e.to_string())?;
+        .map_err(BoxError::from)?;
+    let (_, machine_type) = tokenized.template.pinned(&host).map_err(BoxError::from)?;
     let all_steps = build_steps(spec, CacheUse::On);
     let position = |flag: &str, wanted: &Option<String>| -> Result<Option<StepPoint>, String> {
         wanted
@@ -905,7 +901,7 @@ pub(crate) async fn lookup(store: &Store, input: LookupInput<'_>) -> Result<Look
         let cwd = cwd.to_path_buf();
         let sensitive = options.sensitive.clone();
         let host = host.clone();
-        tokio::task::spawn_blocking(move || -> Result<_, String> {
+        tokio::task::spawn_blocking(move || -> Result<_, BoxError> {
             let image_digest = match (source_digest, &source) {
                 (Some(digest), _) => digest,
                 (None, Some(path)) => memo_digest(&store, path)?,
@@ -928,7 +924,7 @@ pub(crate) async fn lookup(store: &Store, input: LookupInput<'_>) -> Result<Look
             Ok((keys.keys, keys.boundary))
         })
         .await
-        .map_err(|e| e.to_string())??
+        .map_err(BoxError::from)??
     };
     let names: Vec<StepId> = std::iter::once(StepId::WaitSsh)
         .chain((0..keys.len() - 1).map(|i| StepId::provision(spec, i)))
@@ -946,7 +942,8 @@ pub(crate) async fn lookup(store: &Store, input: LookupInput<'_>) -> Result<Look
             return Err(format!(
                 "--until {:?}: a build can stop after `wait_ssh` or a provisioner",
                 options.until.as_deref().unwrap_or("")
-            ));
+            )
+            .into());
         }
     };
     let limit = match from {
@@ -958,7 +955,7 @@ pub(crate) async fn lookup(store: &Store, input: LookupInput<'_>) -> Result<Look
         let keys = keys.clone();
         tokio::task::spawn_blocking(move || longest_prefix(&store, &keys, limit))
             .await
-            .map_err(|e| e.to_string())??
+            .map_err(BoxError::from)??
     };
     if options.resume && hit.is_none() {
         return Err("--resume: no step of this build is cached (run it without `--resume`)".into());
@@ -1131,7 +1128,10 @@ mod tests {
         let err = image_format(&dir.path().join("missing.img"))
             .await
             .unwrap_err();
-        assert!(err.contains("qemu-img info -U --output=json "), "{err}");
+        assert!(
+            err.to_string().contains("qemu-img info -U --output=json "),
+            "{err}"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use kiln_qemu::placeholders::TemplateData;
 
 use super::RunOptions;
 use crate::artifact::Artifact;
-use crate::pipeline::{Pipeline, StepError};
+use crate::pipeline::{BoxError, Pipeline, StepError};
 use crate::postprocess::maas::{self, LeakContext};
 use crate::postprocess::{PostProcessorConfig, checksum, compress, manifest};
 use crate::provision::shell::BuildFacts;
@@ -82,7 +82,7 @@ async fn run_one(
     opts: &RunOptions,
     leak: &LeakContext,
     ev: &crate::events::BuildEvents,
-) -> Result<(Artifact, Option<serde_json::Value>), String> {
+) -> Result<(Artifact, Option<serde_json::Value>), BoxError> {
     let build_name = spec.source_name().to_string();
     let builder_type = spec.source.type_name().to_string();
     let cwd = opts.cwd.clone();
@@ -97,7 +97,7 @@ async fn run_one(
                 now_unix(),
             );
             manifest::append(&cwd.join(&cfg.output), rec, &opts.run_uuid, opts.force)
-                .map_err(|e| e.to_string())?;
+                .map_err(BoxError::from)?;
             Ok((input.clone(), None))
         }
         PostProcessorConfig::Checksum(cfg) => {
@@ -107,9 +107,9 @@ async fn run_one(
                 checksum::run(&cfg, &input, &cwd, &build_name, &builder_type)
             })
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(BoxError::from)?
             .map(|a| (a, None))
-            .map_err(|e| e.to_string())
+            .map_err(BoxError::from)
         }
         PostProcessorConfig::Compress(cfg) => {
             let cfg = cfg.clone();
@@ -126,9 +126,9 @@ async fn run_one(
                 )
             })
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(BoxError::from)?
             .map(|a| (a, None))
-            .map_err(|e| e.to_string())
+            .map_err(BoxError::from)
         }
         PostProcessorConfig::ShellLocal(cfg) => {
             let facts = BuildFacts {
@@ -139,7 +139,7 @@ async fn run_one(
             let data = TemplateData::new().with("PackerRunUUID", &opts.run_uuid);
             shell_local::run(cfg, &cwd, &facts, &data, ev)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(BoxError::from)?;
             Ok((input.clone(), None))
         }
         PostProcessorConfig::MaasTgz(cfg) => {

@@ -18,7 +18,7 @@ use kiln_qemu::process::QemuProcess;
 
 use crate::events::BuildEvents;
 use crate::guest::Guest;
-use crate::pipeline::{Pipeline, StepError};
+use crate::pipeline::{BoxError, Pipeline, StepError};
 use crate::provision::shell::BuildFacts;
 use crate::provision::{ProvisionerConfig, breakpoint, file, shell, shell_local};
 use crate::spec::{BuildSpec, OnError, ProvisionerSpec};
@@ -98,14 +98,31 @@ pub(crate) enum Ran {
 }
 
 /// Why a provisioner's step failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 enum Failure {
     /// QEMU exited: nothing after this can reach the guest.
-    #[error("{0}")]
     QemuDied(String),
-    /// The provisioner itself failed (after its retries).
-    #[error("{0}")]
-    Provisioner(String),
+    /// The provisioner itself failed (after its retries), with its cause.
+    Provisioner(BoxError),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::QemuDied(m) => f.write_str(m),
+            Failure::Provisioner(e) => e.fmt(f),
+        }
+    }
+}
+
+/// The provisioner's own error stands for the failure: its sources follow.
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Failure::QemuDied(_) => None,
+            Failure::Provisioner(e) => e.source(),
+        }
+    }
 }
 
 /// [`run_with_retries`], with `continue_on_error` applied to its result.
@@ -120,7 +137,8 @@ async fn run_continuing(
         Ok(()) => Ok(Ran::Succeeded),
         Err(Failure::Provisioner(e)) if prov.continue_on_error => {
             ev.warn(format!(
-                "Provisioner failed with {e:?}, but continue_on_error is set; continuing the build."
+                "Provisioner failed with {:?}, but continue_on_error is set; continuing the build.",
+                e.to_string()
             ));
             Ok(Ran::FailedContinued)
         }
@@ -149,7 +167,9 @@ async fn run_with_retries(
             match prov.timeout {
                 Some(limit) => match tokio::time::timeout(limit, run).await {
                     Ok(r) => r,
-                    Err(_) => Err(format!("provisioner timed out after {limit:?} (`timeout`)")),
+                    Err(_) => Err(BoxError::from(format!(
+                        "provisioner timed out after {limit:?} (`timeout`)"
+                    ))),
                 },
                 None => run.await,
             }
@@ -181,7 +201,7 @@ async fn run_one(
     env: &ProvisionEnv<'_>,
     ev: &BuildEvents,
     index: usize,
-) -> Result<(), String> {
+) -> Result<(), BoxError> {
     let no_guest = || {
         format!(
             "the `{}` provisioner needs a communicator, but this build has `communicator = \"none\"`",
@@ -192,22 +212,22 @@ async fn run_one(
         ProvisionerConfig::Shell(cfg) => {
             let guest = guest.ok_or_else(no_guest)?;
             let seed = env.seed.wrapping_add(index as u64);
-            let plan = shell::plan(cfg, &env.facts, &env.data, seed).map_err(|e| e.to_string())?;
+            let plan = shell::plan(cfg, &env.facts, &env.data, seed)?;
             shell::run(cfg, &plan, guest, ev)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(BoxError::from)
         }
         ProvisionerConfig::File(cfg) => {
             let guest = guest.ok_or_else(no_guest)?;
             file::run(cfg, env.cwd, &env.data, guest, ev)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(BoxError::from)
         }
         ProvisionerConfig::ShellLocal(cfg) => {
             shell_local::run(cfg, env.cwd, &env.facts, &env.data, ev)
                 .await
                 .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(BoxError::from)
         }
         ProvisionerConfig::Breakpoint(cfg) => {
             breakpoint::run(cfg, env.ssh_hint.as_deref(), ev).await;
