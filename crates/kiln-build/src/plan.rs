@@ -723,6 +723,43 @@ mod tests {
     }
 
     #[test]
+    fn plan_json_lists_every_step_the_runner_runs() {
+        let steps = |body: &str| -> Vec<String> {
+            let (dir, l) = loaded(&source(body));
+            let p = decode_builds(&l, dir.path()).ok().unwrap();
+            let v = plan_json(&p.specs[0], dir.path(), dir.path()).unwrap();
+            serde_json::from_value(v["steps"].clone()).unwrap()
+        };
+        // SSH: the step cache makes the disks and writes the output.
+        assert_eq!(
+            steps("  boot_command = [\"<enter>\"]\n"),
+            [
+                "ssh_key",
+                "download",
+                "prepare_output_dir",
+                "port_forward",
+                "cache_lookup",
+                "run_qemu",
+                "type_boot_command",
+                "wait_ssh",
+                "shutdown",
+                "convert_disk",
+            ]
+        );
+        // Without SSH there is no cache: Packer's disk steps.
+        assert_eq!(
+            steps("  communicator = \"none\"\n  format = \"raw\"\n"),
+            [
+                "download",
+                "prepare_output_dir",
+                "create_disk",
+                "run_qemu",
+                "shutdown",
+            ]
+        );
+    }
+
+    #[test]
     fn plan_json_shows_the_boot_command_as_typed_with_preview_values() {
         let (dir, l) = loaded(&source(
             "  http_content = { \"/u\" = \"x\" }\n  boot_command = [\"<esc><wait2>linux url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/u<enter>\", \"<leftCtrlOn>x<leftCtrlOff>\"]\n",

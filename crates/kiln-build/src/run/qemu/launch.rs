@@ -234,10 +234,11 @@ impl Vm {
         }
     }
 
-    /// Provisioner `done` (1-based) ended as `ran`: checkpoint it, unless
-    /// it failed and `continue_on_error` went on.
+    /// Provisioner `done` (1-based), `step`, ended as `ran`: checkpoint
+    /// it, unless it failed and `continue_on_error` went on.
     pub async fn after_provisioner(
         &mut self,
+        step: &StepId,
         done: usize,
         ran: Ran,
         guest: Option<&Guest>,
@@ -247,7 +248,6 @@ impl Vm {
             return Ok(());
         };
         if ran == Ran::FailedContinued && c.publishing {
-            let step = c.names.get(done).map(StepId::to_string).unwrap_or_default();
             p.ev.warn(format!(
                 "not caching {step}: it failed (`continue_on_error`); later steps are not cached"
             ));

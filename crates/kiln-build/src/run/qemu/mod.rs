@@ -157,7 +157,9 @@ pub(crate) async fn run(
     let env = guest_steps::provision_env(spec, cfg, opts, &key, &http, ports.ssh, &vm)?;
     for i in vm.first_provisioner()..spec.provisioners.len() {
         let ran = provisioners::run_step(spec, i, guest.as_mut(), &env, opts.on_error, p).await?;
-        vm.after_provisioner(i + 1, ran, guest.as_ref(), p).await?;
+        let step = StepId::provision(spec, i);
+        vm.after_provisioner(&step, i + 1, ran, guest.as_ref(), p)
+            .await?;
     }
     guest_steps::ClearAuthorizedKeys {
         cfg,
