@@ -57,7 +57,7 @@ async fn prepare(dir: &Path, force: bool) -> Result<(), Hinted> {
                     "output directory {} exists; use -force to delete it before building",
                     dir.display()
                 ),
-                "`kiln build -force` deletes it first, as `packer build -force` does",
+                "keep what is in it elsewhere, then build with `-force`; or set another `output_directory`",
             ));
         }
         tokio::fs::remove_dir_all(dir).await.map_err(|e| {
