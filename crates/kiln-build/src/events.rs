@@ -7,6 +7,8 @@ use serde::Serialize;
 
 use kiln_secret::Redactor;
 
+use crate::step::StepId;
+
 /// Which output stream of a guest or local command a line came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -35,11 +37,11 @@ pub enum Event {
     },
     StepStarted {
         build: String,
-        step: String,
+        step: StepId,
     },
     StepFinished {
         build: String,
-        step: String,
+        step: StepId,
         #[serde(serialize_with = "millis")]
         duration: Duration,
         outcome: StepOutcome,
@@ -88,8 +90,36 @@ pub enum Event {
         build: String,
         #[serde(serialize_with = "millis")]
         duration: Duration,
+        /// The failure in one line (`step: cause`), as Packer shows it.
         error: Option<String>,
+        /// For a failed build: `causes` and `hint` next to `error`.
+        #[serde(flatten)]
+        failure: Option<FailureDetail>,
     },
+}
+
+/// What a failed build's error says beyond its first line: each source
+/// (`caused by:`), then what to do (`hint:`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FailureDetail {
+    pub causes: Vec<String>,
+    pub hint: Option<String>,
+}
+
+impl FailureDetail {
+    /// The sources of `err` (not `err` itself) and a hint.
+    pub fn of(err: &dyn std::error::Error, hint: Option<&str>) -> FailureDetail {
+        let mut causes = Vec::new();
+        let mut source = err.source();
+        while let Some(s) = source {
+            causes.push(s.to_string());
+            source = s.source();
+        }
+        FailureDetail {
+            causes,
+            hint: hint.map(str::to_string),
+        }
+    }
 }
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -169,10 +199,15 @@ impl Event {
                 build,
                 duration,
                 error,
+                failure,
             } => Event::BuildFinished {
                 build,
                 duration,
                 error: error.map(m),
+                failure: failure.map(|d| FailureDetail {
+                    causes: d.causes.into_iter().map(m).collect(),
+                    hint: d.hint.map(m),
+                }),
             },
             other => other,
         }
@@ -306,7 +341,7 @@ mod tests {
     fn events_serialize_as_tagged_json() {
         let e = Event::StepFinished {
             build: "b".into(),
-            step: "wait_ssh".into(),
+            step: StepId::WaitSsh,
             duration: Duration::from_millis(1500),
             outcome: StepOutcome::Ran,
         };
@@ -314,6 +349,34 @@ mod tests {
         assert_eq!(
             json,
             r#"{"event":"step_finished","build":"b","step":"wait_ssh","duration":1500,"outcome":{"kind":"ran"}}"#
+        );
+    }
+
+    #[test]
+    fn a_failed_build_carries_its_causes_and_hint_next_to_the_error() {
+        let e = Event::BuildFinished {
+            build: "b".into(),
+            duration: Duration::from_millis(5),
+            error: Some("wait_ssh: timeout s3cret".into()),
+            failure: Some(FailureDetail {
+                causes: vec!["connection refused s3cret".into()],
+                hint: Some("check sshd".into()),
+            }),
+        }
+        .redacted(&Redactor::new(["s3cret"]));
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"event":"build_finished","build":"b","duration":5,"error":"wait_ssh: timeout <sensitive>","causes":["connection refused <sensitive>"],"hint":"check sshd"}"#
+        );
+        let ok = Event::BuildFinished {
+            build: "b".into(),
+            duration: Duration::from_millis(5),
+            error: None,
+            failure: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&ok).unwrap(),
+            r#"{"event":"build_finished","build":"b","duration":5,"error":null}"#
         );
     }
 }

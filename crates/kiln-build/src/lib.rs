@@ -15,3 +15,4 @@ pub mod provision;
 pub mod run;
 pub mod schema;
 pub mod spec;
+pub mod step;

@@ -156,7 +156,7 @@ fn decode_build(
             None
         }
     };
-    let seed = crate::run::seed_of(&build.name);
+    let seed = crate::spec::seed_of(&build.name);
     let mut provisioners = Vec::new();
     for (i, p) in build.provisioners.iter().enumerate() {
         let what = format!("provisioner \"{}\"", p.kind);
@@ -304,63 +304,6 @@ pub fn preview_facts(cfg: &QemuConfig, accelerator: Accelerator) -> RuntimeFacts
             .then(|| cfg.efi.code.clone().unwrap_or_else(|| "$OVMF_CODE".into())),
         qmp_socket: "$TMP/qmp.sock".into(),
     }
-}
-
-/// The steps a build will run, in order (names as events and `--from` use).
-pub fn step_names(spec: &BuildSpec) -> Vec<String> {
-    let mut steps = Vec::new();
-    if let SourceSpec::Qemu(q) = &spec.source {
-        if q.ssh().is_some() {
-            steps.push("ssh_key".to_string());
-        }
-        if !q.iso_urls.is_empty() {
-            steps.push("download".into());
-        }
-        steps.push("prepare_output_dir".into());
-        if q.http.enabled() {
-            steps.push("http_server".into());
-        }
-        if q.media.has_cd() {
-            steps.push("create_cd".into());
-        }
-        if q.media.has_floppy() {
-            steps.push("create_floppy".into());
-        }
-        if q.efi.enabled {
-            steps.push("prepare_efivars".into());
-        }
-        // Once the command line is planned: the step cache may take the
-        // disks instead (`cache_lookup`).
-        steps.push("create_disk".into());
-        steps.push("run_qemu".into());
-        if !q.boot.steps_to_type().is_empty() {
-            steps.push("type_boot_command".into());
-        }
-        if q.ssh().is_some() {
-            steps.push("wait_ssh".into());
-        }
-    }
-    let total = spec.provisioners.len();
-    for (i, p) in spec.provisioners.iter().enumerate() {
-        steps.push(format!("provision {}/{} {}", i + 1, total, p.label()));
-    }
-    if let SourceSpec::Qemu(q) = &spec.source {
-        if q.ssh().is_some() && crate::run::needs_guest_scrub(spec) {
-            steps.push("scrub".into());
-        }
-        steps.push("shutdown".into());
-    }
-    for (c, chain) in spec.post_processors.iter().enumerate() {
-        for (i, pp) in chain.iter().enumerate() {
-            steps.push(format!(
-                "post-processor {}.{} {}",
-                c + 1,
-                i + 1,
-                pp.config.type_name()
-            ));
-        }
-    }
-    steps
 }
 
 /// The accelerator a build's QEMU runs with, and what decided it.
@@ -524,7 +467,7 @@ pub fn plan_json(
     let mut out = serde_json::json!({
         "name": spec.name,
         "source": { "type": spec.source.type_name(), "name": spec.source_name() },
-        "steps": step_names(spec),
+        "steps": crate::step::build_steps(spec, crate::step::CacheUse::by_default(spec)),
         "provisioners": spec.provisioners.iter().map(|p| serde_json::json!({
             "type": p.config.type_name(),
             "name": p.name,
@@ -782,6 +725,43 @@ mod tests {
         assert_eq!(
             (c.accelerator.as_str(), c.from),
             ("tcg", AccelFrom::Fallback)
+        );
+    }
+
+    #[test]
+    fn plan_json_lists_every_step_the_runner_runs() {
+        let steps = |body: &str| -> Vec<String> {
+            let (dir, l) = loaded(&source(body));
+            let p = decode_builds(&l, dir.path()).ok().unwrap();
+            let v = plan_json(&p.specs[0], dir.path(), dir.path()).unwrap();
+            serde_json::from_value(v["steps"].clone()).unwrap()
+        };
+        // SSH: the step cache makes the disks and writes the output.
+        assert_eq!(
+            steps("  boot_command = [\"<enter>\"]\n"),
+            [
+                "ssh_key",
+                "download",
+                "prepare_output_dir",
+                "port_forward",
+                "cache_lookup",
+                "run_qemu",
+                "type_boot_command",
+                "wait_ssh",
+                "shutdown",
+                "convert_disk",
+            ]
+        );
+        // Without SSH there is no cache: Packer's disk steps.
+        assert_eq!(
+            steps("  communicator = \"none\"\n  format = \"raw\"\n"),
+            [
+                "download",
+                "prepare_output_dir",
+                "create_disk",
+                "run_qemu",
+                "shutdown",
+            ]
         );
     }
 

@@ -73,6 +73,16 @@ pub struct PostProcessorSpec {
     pub keep_input_artifact: Option<bool>,
 }
 
+impl PostProcessorSpec {
+    /// Its type, and its `name` when set: `maas-tgz (rootfs)`.
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(n) => format!("{} ({n})", self.config.type_name()),
+            None => self.config.type_name().to_string(),
+        }
+    }
+}
+
 /// One build: `<build.name>.<type>.<source name>`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BuildSpec {
@@ -92,6 +102,23 @@ impl BuildSpec {
             SourceSpec::Null(n) => &n.name,
         }
     }
+
+    /// Whether a post-processor writes the whole disk (`maas-dd`): the
+    /// guest is then scrubbed before shutdown (a tarball is scrubbed while
+    /// streaming).
+    pub fn needs_guest_scrub(&self) -> bool {
+        self.post_processors
+            .iter()
+            .flatten()
+            .any(|p| matches!(p.config, PostProcessorConfig::MaasDd(_)))
+    }
+}
+
+/// A stable number per build name (remote script names).
+pub fn seed_of(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// Packer's `-on-error`.

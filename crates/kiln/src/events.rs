@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kiln_build::events::{Event, StepOutcome, Stream};
+use kiln_build::step::StepId;
 
 /// How events are shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,7 +202,7 @@ impl Renderer {
                     }
                     // Provisioners are what the step cache decides about:
                     // each says whether it ran or came from the cache.
-                    StepOutcome::Ran if step.starts_with("provision ") => {
+                    StepOutcome::Ran if matches!(step, StepId::Provision { .. }) => {
                         let (c, r) = self.paint(build);
                         self.line(&format!(
                             "{c}==> {build}: {step}: ran ({}){r}",
@@ -216,6 +217,7 @@ impl Renderer {
                 build,
                 duration,
                 error,
+                ..
             } => {
                 let (c, r) = self.paint(build);
                 match error {

@@ -70,7 +70,7 @@ pub fn write(
             "build": o.name,
             "run_uuid": run_uuid,
             "status": if o.error.is_some() { "failed" } else { "ok" },
-            "error": o.error.as_ref().map(|e| redactor.redact(e).into_owned()),
+            "error": o.error.as_ref().map(|e| redactor.redact(&e.to_string()).into_owned()),
             "millis": o.millis,
             "inputs": o.record.inputs,
             "variables": vars,

@@ -105,15 +105,33 @@ pub fn error(message: &str, hint: Option<&str>) {
 
 /// `error:` the failure, `caused by:` each of its sources, then `hint:`.
 pub fn error_chain(err: &dyn std::error::Error, hint: Option<&str>) {
-    err_line(&format!("error: {err}"));
+    for line in chain_lines(None, err, hint) {
+        err_line(&line);
+    }
+}
+
+/// [`error_chain`] for the failure of one of several things (a build):
+/// `error: WHAT: the failure`.
+pub fn error_chain_of(what: &str, err: &dyn std::error::Error, hint: Option<&str>) {
+    for line in chain_lines(Some(what), err, hint) {
+        err_line(&line);
+    }
+}
+
+fn chain_lines(what: Option<&str>, err: &dyn std::error::Error, hint: Option<&str>) -> Vec<String> {
+    let mut lines = vec![match what {
+        Some(w) => format!("error: {w}: {err}"),
+        None => format!("error: {err}"),
+    }];
     let mut source = err.source();
     while let Some(s) = source {
-        err_line(&format!("caused by: {s}"));
+        lines.push(format!("caused by: {s}"));
         source = s.source();
     }
     if let Some(h) = hint {
-        err_line(&format!("hint: {h}"));
+        lines.push(format!("hint: {h}"));
     }
+    lines
 }
 
 /// Every panic message passes the redactor too.
@@ -158,6 +176,34 @@ pub fn diagnostics(errors: &[Diag], warnings: &[Diag]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("cannot start QEMU")
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn an_error_chain_names_each_cause_once_then_the_hint() {
+        let e = Outer(std::io::Error::other("no such file"));
+        assert_eq!(
+            chain_lines(Some("qemu.x"), &e, Some("install qemu-system-x86")),
+            [
+                "error: qemu.x: cannot start QEMU",
+                "caused by: no such file",
+                "hint: install qemu-system-x86",
+            ]
+        );
+    }
 
     #[test]
     fn control_characters_are_escaped_but_not_newlines() {

@@ -41,3 +41,16 @@ pub use store::{
     DEFAULT_SIZE_LIMIT, DamagedEntry, Entry, EntryInfo, EntryMeta, Lease, Listing, PrunePolicy,
     PruneReport, Store, StoreError, Usage, root_in,
 };
+
+/// Whether the step cache can take a `qemu` build, or why not: it moves
+/// the guest's network and checkpoints over SSH.
+pub fn applies(cfg: &kiln_qemu::QemuConfig) -> Result<(), &'static str> {
+    use kiln_qemu::config::Communicator;
+    match &cfg.communicator {
+        Communicator::Ssh(_) if !cfg.host_port.skip_nat_mapping => Ok(()),
+        Communicator::Ssh(_) => {
+            Err("`ssh_skip_nat_mapping` is set: kiln cannot move the guest's network")
+        }
+        _ => Err("the communicator is not SSH: no step can be checkpointed"),
+    }
+}

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kiln_qemu::QemuConfig;
-use kiln_qemu::config::{Communicator, DiskFormat};
+use kiln_qemu::config::DiskFormat;
 use kiln_secret::{Redactor, Sensitive};
 use serde_json::{Value, json};
 
@@ -32,11 +32,12 @@ use crate::cache::key::{self, BaseKeyInputs, CacheKey, FileInput, QemuHost, Step
 use crate::cache::store::{Entry, Store};
 use crate::events::BuildEvents;
 use crate::guest::Guest;
-use crate::pipeline::{Pipeline, StepError};
+use crate::pipeline::{BoxError, Pipeline, StepError};
 use crate::provision::ProvisionerConfig;
 use crate::provision::file::Direction;
 use crate::provision::shell::Source;
 use crate::spec::{BuildSpec, ProvisionerSpec};
+use crate::step::{CacheUse, StepId, build_steps};
 
 /// The step cache settings of a run (absent: `--no-cache`).
 #[derive(Clone, Debug, Default)]
@@ -54,21 +55,10 @@ pub struct CacheOptions {
     pub sensitive: Vec<Sensitive<String>>,
 }
 
-/// Why a build runs without the cache, or the cache's plan for it.
-pub(crate) fn applies(cfg: &QemuConfig) -> Result<(), String> {
-    match &cfg.communicator {
-        Communicator::Ssh(_) if !cfg.host_port.skip_nat_mapping => Ok(()),
-        Communicator::Ssh(_) => {
-            Err("`ssh_skip_nat_mapping` is set: kiln cannot move the guest's network".into())
-        }
-        _ => Err("the communicator is not SSH: no step can be checkpointed".into()),
-    }
-}
-
 /// The key of a build's stable SSH key pair: a guest restored from a
 /// checkpoint trusts the key it was given at its first boot.
-pub(crate) fn build_key_seed(store: &Store, build: &str) -> Result<[u8; 32], String> {
-    let secret = store.secret().map_err(|e| e.to_string())?;
+pub(crate) fn build_key_seed(store: &Store, build: &str) -> Result<[u8; 32], BoxError> {
+    let secret = store.secret().map_err(BoxError::from)?;
     Ok(*blake3::Hasher::new_keyed(&secret)
         .update(b"kiln build ssh key\0")
         .update(build.as_bytes())
@@ -271,27 +261,34 @@ pub(crate) fn base_key(shape: Value, facts: &BaseFacts) -> CacheKey {
 
 /// The digest of a large file, remembered by path, size, inode and mtime
 /// under the store (a base image is hashed once, not on every build).
-pub(crate) fn memo_digest(store: &Store, path: &Path) -> Result<String, String> {
-    kiln_fs::DigestMemo::new(store.root().join("digests"))
-        .get_or_compute(path, "blake3", || key::digest_file(path))
-        .map_err(|e| e.to_string())
+pub(crate) fn memo_digest(store: &Store, path: &Path) -> Result<String, BoxError> {
+    Ok(
+        kiln_fs::DigestMemo::new(store.root().join("digests")).get_or_compute(
+            path,
+            "blake3",
+            || key::digest_file(path),
+        )?,
+    )
 }
 
 /// Where a step named on the command line is in the build's step list:
 /// its 1-based index, its full name, or a unique prefix (`provision 3`).
-pub(crate) fn find_step(names: &[String], wanted: &str, flag: &str) -> Result<usize, String> {
+pub(crate) fn find_step(steps: &[StepId], wanted: &str, flag: &str) -> Result<usize, String> {
     if let Ok(n) = wanted.trim().parse::<usize>() {
         return match n {
-            1.. if n <= names.len() => Ok(n - 1),
+            1.. if n <= steps.len() => Ok(n - 1),
             _ => Err(format!(
                 "{flag} {n}: the build has steps 1 to {} (see `kiln plan`)",
-                names.len()
+                steps.len()
             )),
         };
     }
-    if let Some(i) = names.iter().position(|n| n == wanted) {
+    if let Ok(id) = wanted.parse::<StepId>()
+        && let Some(i) = steps.iter().position(|s| *s == id)
+    {
         return Ok(i);
     }
+    let names: Vec<String> = steps.iter().map(StepId::to_string).collect();
     let hits: Vec<usize> = names
         .iter()
         .enumerate()
@@ -315,8 +312,8 @@ pub(crate) fn find_step(names: &[String], wanted: &str, flag: &str) -> Result<us
     }
 }
 
-/// The key index a step name stands for: `wait_ssh` is 0, provisioner
-/// `j` is `j`; earlier steps are `Before`, later ones `After`.
+/// The key index a step stands for: `wait_ssh` is 0, provisioner `j` is
+/// `j`; earlier steps are `Before`, later ones `After`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum StepPoint {
     Before,
@@ -324,23 +321,14 @@ pub(crate) enum StepPoint {
     After,
 }
 
-pub(crate) fn step_point(names: &[String], index: usize) -> StepPoint {
-    let ssh = names.iter().position(|n| n == "wait_ssh");
-    let provisions: Vec<usize> = names
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| n.starts_with("provision "))
-        .map(|(i, _)| i)
-        .collect();
-    if Some(index) == ssh {
-        return StepPoint::Key(0);
-    }
-    if let Some(j) = provisions.iter().position(|&i| i == index) {
-        return StepPoint::Key(j + 1);
-    }
-    match ssh {
-        Some(s) if index < s => StepPoint::Before,
-        _ => StepPoint::After,
+pub(crate) fn step_point(steps: &[StepId], index: usize) -> StepPoint {
+    match steps.get(index) {
+        Some(StepId::WaitSsh) => StepPoint::Key(0),
+        Some(StepId::Provision { number, .. }) => StepPoint::Key(*number),
+        _ => match steps.iter().position(|s| *s == StepId::WaitSsh) {
+            Some(ssh) if index < ssh => StepPoint::Before,
+            _ => StepPoint::After,
+        },
     }
 }
 
@@ -359,12 +347,12 @@ pub(crate) fn longest_prefix(
     store: &Store,
     keys: &[CacheKey],
     limit: Option<usize>,
-) -> Result<Option<(usize, Entry)>, String> {
+) -> Result<Option<(usize, Entry)>, BoxError> {
     let Some(limit) = limit else {
         return Ok(None);
     };
     for j in (0..=limit.min(keys.len().saturating_sub(1))).rev() {
-        if let Some(entry) = store.lookup(&keys[j]).map_err(|e| e.to_string())? {
+        if let Some(entry) = store.lookup(&keys[j]).map_err(BoxError::from)? {
             return Ok(Some((j, entry)));
         }
     }
@@ -373,7 +361,7 @@ pub(crate) fn longest_prefix(
 
 /// A blank qcow2 disk of `bytes` under the store, the base of a disk the
 /// build starts empty (an installer's target, `disk_additional_size`).
-pub(crate) async fn blank_base(store: &Store, bytes: u64) -> Result<PathBuf, String> {
+pub(crate) async fn blank_base(store: &Store, bytes: u64) -> Result<PathBuf, BoxError> {
     let dir = store.root().join("blank");
     let path = dir.join(format!("blank-{bytes}.qcow2"));
     if path.exists() {
@@ -399,12 +387,12 @@ pub(crate) async fn blank_base(store: &Store, bytes: u64) -> Result<PathBuf, Str
 }
 
 /// `qemu-img info`'s format of an image (a base image may be raw).
-pub(crate) async fn image_format(path: &Path) -> Result<String, String> {
-    let info = image_info(path).await.map_err(|e| e.to_string())?;
+pub(crate) async fn image_format(path: &Path) -> Result<String, BoxError> {
+    let info = image_info(path).await.map_err(BoxError::from)?;
     info.get("format")
         .and_then(Value::as_str)
         .map(str::to_string)
-        .ok_or_else(|| format!("qemu-img info {}: no format", path.display()))
+        .ok_or_else(|| format!("qemu-img info {}: no format", path.display()).into())
 }
 
 /// The base disks of a fresh boot, in drive order.
@@ -412,7 +400,7 @@ pub(crate) async fn base_disks(
     store: &Store,
     cfg: &QemuConfig,
     source: Option<&Path>,
-) -> Result<Vec<BaseDisk>, String> {
+) -> Result<Vec<BaseDisk>, BoxError> {
     let mut disks = Vec::new();
     let sizes = std::iter::once(&cfg.disk_size).chain(&cfg.disk_additional_size);
     for (i, size) in sizes.enumerate() {
@@ -452,7 +440,7 @@ pub(crate) async fn start(
     base: &[BaseDisk],
     hit: Option<&(usize, Entry)>,
     disk_image: bool,
-) -> Result<(Vm, Started), String> {
+) -> Result<(Vm, Started), BoxError> {
     if let Some((index, entry)) = hit {
         let mode = if disk_image {
             ResumeMode::Auto
@@ -474,12 +462,10 @@ pub(crate) async fn start(
             Err(e) if !disk_image => {
                 tracing::warn!("cannot restore {}: {e}; booting from the base", entry.key);
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         }
     }
-    let vm = Vm::boot(store, setup, base)
-        .await
-        .map_err(|e| e.to_string())?;
+    let vm = Vm::boot(store, setup, base).await.map_err(BoxError::from)?;
     Ok((vm, Started::Booted))
 }
 
@@ -489,11 +475,10 @@ pub(crate) struct CacheRun {
     pub vm: Vm,
     pub keys: Vec<CacheKey>,
     /// The step each key follows: `wait_ssh`, then the provisioners.
-    pub names: Vec<String>,
+    pub names: Vec<StepId>,
     pub build: String,
-    /// `--until`: stop after this point (a key index, or a provisioner
-    /// past the cache's boundary), with the step's name.
-    pub until: Option<(usize, String)>,
+    /// `--until`: stop after this point (a key index), with its step.
+    pub until: Option<(usize, StepId)>,
     /// False once a checkpoint failed or lost a race: the chain of this
     /// VM is no longer in the store.
     pub publishing: bool,
@@ -529,12 +514,12 @@ impl CacheRun {
         cfg: &QemuConfig,
         cwd: &Path,
         source: Option<&Path>,
-    ) -> Result<(), String> {
+    ) -> Result<(), BoxError> {
         let finished = self
             .vm
             .wait_exit(EXIT_DEADLINE)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(BoxError::from)?;
         flatten(&finished, cfg, cwd, source.zip(self.base_format.as_deref())).await?;
         if let (Some(from), Some(to)) = (&finished.vars, &self.vars_out) {
             tokio::fs::copy(from, to)
@@ -545,7 +530,11 @@ impl CacheRun {
     }
 
     async fn checkpoint(&mut self, done: usize, guest: Option<&Guest>, ev: &BuildEvents) {
-        let step = self.names.get(done).cloned().unwrap_or_default();
+        let step = self
+            .names
+            .get(done)
+            .map(StepId::to_string)
+            .unwrap_or_default();
         if let Some(g) = guest
             && let Err(e) = g.exec_quiet("sync").await
         {
@@ -610,7 +599,7 @@ pub(crate) async fn flatten(
     cfg: &QemuConfig,
     cwd: &Path,
     source: Option<(&Path, &str)>,
-) -> Result<(), String> {
+) -> Result<(), BoxError> {
     for (i, (overlay, out)) in finished.disks.iter().zip(cfg.disk_paths()).enumerate() {
         let out = cwd.join(out);
         let staged = PathBuf::from(format!("{}.kiln-flatten", out.display()));
@@ -631,11 +620,12 @@ pub(crate) async fn flatten(
                         ];
                         qemu_img(&args).await
                     }
-                    Err(e) => Err(format!(
-                        "copy {} to {}: {e}",
-                        overlay.display(),
-                        staged.display()
-                    )),
+                    Err(e) => {
+                        Err(
+                            format!("copy {} to {}: {e}", overlay.display(), staged.display())
+                                .into(),
+                        )
+                    }
                 }
             }
             _ => {
@@ -665,11 +655,11 @@ pub(crate) async fn flatten(
 }
 
 /// Runs `qemu-img ARGS` (errors name the command and what it said).
-async fn qemu_img(args: &[String]) -> Result<(), String> {
+async fn qemu_img(args: &[String]) -> Result<(), BoxError> {
     run_tool("qemu-img", args)
         .await
         .map(drop)
-        .map_err(|e| e.to_string())
+        .map_err(BoxError::from)
 }
 
 /// A VM setup from the tokenized command line.
@@ -695,12 +685,12 @@ pub(crate) fn setup(
 pub(crate) struct Lookup {
     pub tokenized: Tokenized,
     pub keys: Vec<CacheKey>,
-    pub names: Vec<String>,
+    pub names: Vec<StepId>,
     pub boundary: Option<String>,
     pub hit: Option<(usize, Entry)>,
     pub base: Vec<BaseDisk>,
     pub host: QemuHost,
-    pub until: Option<(usize, String)>,
+    pub until: Option<(usize, StepId)>,
 }
 
 /// What [`lookup`] needs of the build.
@@ -719,7 +709,7 @@ pub(crate) struct LookupInput<'a> {
 }
 
 /// Computes the build's keys and finds its longest cached prefix.
-pub(crate) async fn lookup(store: &Store, input: LookupInput<'_>) -> Result<Lookup, String> {
+pub(crate) async fn lookup(store: &Store, input: LookupInput<'_>) -> Result<Lookup, BoxError> {
     let LookupInput {
         spec,
         cfg,
@@ -732,16 +722,13 @@ pub(crate) async fn lookup(store: &Store, input: LookupInput<'_>) -> Result<Look
     } = input;
     let host = QemuHost::probe(&cfg.qemu_binary)
         .await
-        .map_err(|e| e.to_string())?;
-    let (_, machine_type) = tokenized
-        .template
-        .pinned(&host)
-        .map_err(|e| e.to_string())?;
-    let all_names = crate::plan::step_names(spec);
+        .map_err(BoxError::from)?;
+    let (_, machine_type) = tokenized.template.pinned(&host).map_err(BoxError::from)?;
+    let all_steps = build_steps(spec, CacheUse::On);
     let position = |flag: &str, wanted: &Option<String>| -> Result<Option<StepPoint>, String> {
         wanted
             .as_deref()
-            .map(|w| find_step(&all_names, w, flag).map(|i| step_point(&all_names, i)))
+            .map(|w| find_step(&all_steps, w, flag).map(|i| step_point(&all_steps, i)))
             .transpose()
     };
     let from = position("--from", &options.from)?;
@@ -758,7 +745,7 @@ pub(crate) async fn lookup(store: &Store, input: LookupInput<'_>) -> Result<Look
         let cwd = cwd.to_path_buf();
         let sensitive = options.sensitive.clone();
         let host = host.clone();
-        tokio::task::spawn_blocking(move || -> Result<_, String> {
+        tokio::task::spawn_blocking(move || -> Result<_, BoxError> {
             let image_digest = match (source_digest, &source) {
                 (Some(digest), _) => digest,
                 (None, Some(path)) => memo_digest(&store, path)?,
@@ -781,25 +768,26 @@ pub(crate) async fn lookup(store: &Store, input: LookupInput<'_>) -> Result<Look
             Ok((keys.keys, keys.boundary))
         })
         .await
-        .map_err(|e| e.to_string())??
+        .map_err(BoxError::from)??
     };
-    let names: Vec<String> = std::iter::once("wait_ssh".to_string())
-        .chain((0..keys.len() - 1).map(|i| super::provisioners::step_name(spec, i)))
+    let names: Vec<StepId> = std::iter::once(StepId::WaitSsh)
+        .chain((0..keys.len() - 1).map(|i| StepId::provision(spec, i)))
         .collect();
     let until = match until {
         None => None,
         Some(StepPoint::Key(j)) => {
-            let name = match j {
-                0 => "wait_ssh".to_string(),
-                _ => super::provisioners::step_name(spec, j - 1),
+            let step = match j {
+                0 => StepId::WaitSsh,
+                _ => StepId::provision(spec, j - 1),
             };
-            Some((j, name))
+            Some((j, step))
         }
         Some(_) => {
             return Err(format!(
                 "--until {:?}: a build can stop after `wait_ssh` or a provisioner",
                 options.until.as_deref().unwrap_or("")
-            ));
+            )
+            .into());
         }
     };
     let limit = match from {
@@ -811,7 +799,7 @@ pub(crate) async fn lookup(store: &Store, input: LookupInput<'_>) -> Result<Look
         let keys = keys.clone();
         tokio::task::spawn_blocking(move || longest_prefix(&store, &keys, limit))
             .await
-            .map_err(|e| e.to_string())??
+            .map_err(BoxError::from)??
     };
     if options.resume && hit.is_none() {
         return Err("--resume: no step of this build is cached (run it without `--resume`)".into());
@@ -835,8 +823,8 @@ pub(crate) const EXIT_DEADLINE: Duration = Duration::from_secs(30);
 mod tests {
     use super::*;
 
-    fn names(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+    fn steps(list: &[&str]) -> Vec<StepId> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
     }
 
     #[test]
@@ -858,7 +846,7 @@ mod tests {
 
     #[test]
     fn steps_are_found_by_index_name_or_unique_prefix() {
-        let n = names(&[
+        let n = steps(&[
             "ssh_key",
             "run_qemu",
             "wait_ssh",
@@ -906,7 +894,10 @@ mod tests {
         let err = image_format(&dir.path().join("missing.img"))
             .await
             .unwrap_err();
-        assert!(err.contains("qemu-img info -U --output=json "), "{err}");
+        assert!(
+            err.to_string().contains("qemu-img info -U --output=json "),
+            "{err}"
+        );
     }
 
     #[test]

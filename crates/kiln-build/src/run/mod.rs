@@ -5,11 +5,10 @@
 mod cached;
 pub use cached::CacheOptions;
 mod null;
-pub use null::seed_of;
 mod postprocessors;
 mod provisioners;
 mod qemu;
-pub use qemu::needs_guest_scrub;
+mod supervise;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,7 +18,7 @@ use kiln_qemu::accel::AccelVerdict;
 use tokio_util::sync::CancellationToken;
 
 use crate::artifact::Artifact;
-use crate::events::{BuildEvents, Event, Events};
+use crate::events::{BuildEvents, Event, Events, FailureDetail};
 use crate::pipeline::{Pipeline, StepError, StepTiming};
 use crate::spec::{BuildSpec, OnError, SourceSpec};
 
@@ -48,14 +47,39 @@ pub struct RunOptions {
     pub cache: Option<CacheOptions>,
 }
 
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Step(#[from] StepError),
+    /// The build's task panicked or was cancelled: a bug of kiln.
+    #[error("build task failed")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+impl BuildError {
+    /// What the user can do about it, when known.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            BuildError::Step(e) => e.hint(),
+            BuildError::Task(_) => None,
+        }
+    }
+
+    /// Its sources and hint, for events and records.
+    pub fn detail(&self) -> FailureDetail {
+        FailureDetail::of(self, self.hint())
+    }
+}
+
 /// What one build produced.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug)]
 pub struct BuildOutcome {
     pub name: String,
     pub artifacts: Vec<Artifact>,
     pub timings: Vec<StepTiming>,
     pub millis: u64,
-    pub error: Option<String>,
+    pub error: Option<BuildError>,
     pub interrupted: bool,
     pub record: crate::pipeline::Record,
 }
@@ -137,7 +161,7 @@ pub async fn run_all(
                 artifacts: Vec::new(),
                 timings: Vec::new(),
                 millis: 0,
-                error: Some(format!("build task failed: {e}")),
+                error: Some(BuildError::Task(e)),
                 interrupted: false,
                 record: Default::default(),
             }),
@@ -172,7 +196,10 @@ pub async fn run_build(
             p.cleanup().await;
             match postprocessors::run_chains(spec, builder_artifact, opts, &mut p).await {
                 Ok(artifacts) => (artifacts, None, false),
-                Err(e) => (Vec::new(), Some(e.to_string()), e.is_interrupted()),
+                Err(e) => {
+                    let interrupted = e.is_interrupted();
+                    (Vec::new(), Some(BuildError::Step(e)), interrupted)
+                }
             }
         }
         Err(StepError::Stopped { step }) => {
@@ -185,7 +212,7 @@ pub async fn run_build(
         Err(e) => {
             let interrupted = e.is_interrupted();
             finish_failed(&mut p, opts.on_error, interrupted).await;
-            (Vec::new(), Some(e.to_string()), interrupted)
+            (Vec::new(), Some(BuildError::Step(e)), interrupted)
         }
     };
     for a in &artifacts {
@@ -201,7 +228,8 @@ pub async fn run_build(
     ev.emit(Event::BuildFinished {
         build: spec.name.clone(),
         duration,
-        error: error.clone(),
+        error: error.as_ref().map(BuildError::to_string),
+        failure: error.as_ref().map(BuildError::detail),
     });
     BuildOutcome {
         name: spec.name.clone(),
@@ -262,12 +290,4 @@ async fn ask_cleanup(ev: &BuildEvents) -> bool {
         .read_line(&mut line)
         .await;
     !line.trim().eq_ignore_ascii_case("a")
-}
-
-/// A step error for things that are not a step's own failure.
-pub(crate) fn fail(step: &str, message: impl Into<String>) -> StepError {
-    StepError::Failed {
-        step: step.to_string(),
-        message: message.into(),
-    }
 }

@@ -4,13 +4,14 @@
 use kiln_qemu::placeholders::TemplateData;
 use kiln_ssh::{Auth, KeyPair, Target, WaitConfig};
 
+use super::RunOptions;
 use super::provisioners::{self, ProvisionEnv};
-use super::{RunOptions, fail};
 use crate::artifact::Artifact;
 use crate::guest::Guest;
 use crate::pipeline::{Pipeline, StepError};
 use crate::provision::shell::BuildFacts;
-use crate::spec::{BuildSpec, NullConfig};
+use crate::spec::{BuildSpec, NullConfig, seed_of};
+use crate::step::{CacheUse, StepId, build_steps};
 
 pub(crate) async fn run(
     spec: &BuildSpec,
@@ -18,6 +19,7 @@ pub(crate) async fn run(
     opts: &RunOptions,
     p: &mut Pipeline,
 ) -> Result<Artifact, StepError> {
+    p.expect(build_steps(spec, CacheUse::Off));
     let mut data = TemplateData::new()
         .with("PackerRunUUID", &opts.run_uuid)
         .with("ID", "Null")
@@ -28,7 +30,7 @@ pub(crate) async fn run(
             let mut auth = Auth::new();
             if let Some(key) = &ssh.private_key_file {
                 let key = KeyPair::load(&opts.cwd.join(key))
-                    .map_err(|e| fail("wait_ssh", e.to_string()))?;
+                    .map_err(|e| StepError::msg(StepId::WaitSsh, e.to_string()))?;
                 auth = auth.key(key);
             }
             if let Some(pw) = &ssh.password {
@@ -45,7 +47,7 @@ pub(crate) async fn run(
             let ev = p.ev.clone();
             let session = p
                 .step(
-                    "wait_ssh",
+                    StepId::WaitSsh,
                     kiln_ssh::wait_ready(target, auth, config, |e| {
                         ev.diagnosis("ssh", e.to_string())
                     }),
@@ -66,16 +68,9 @@ pub(crate) async fn run(
         seed: seed_of(&spec.name),
         machine: None,
     };
-    provisioners::run_all(spec, 0, guest.as_mut(), &env, opts.on_error, p, None).await?;
+    provisioners::run_all(spec, guest.as_mut(), &env, opts.on_error, p).await?;
     if let Some(g) = guest {
         g.into_session().close().await;
     }
     Ok(Artifact::new("null", "Null", Vec::new()))
-}
-
-/// A stable number per build name (remote script names).
-pub fn seed_of(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
 }

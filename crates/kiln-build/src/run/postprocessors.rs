@@ -7,12 +7,13 @@ use kiln_qemu::placeholders::TemplateData;
 
 use super::RunOptions;
 use crate::artifact::Artifact;
-use crate::pipeline::{Pipeline, StepError};
+use crate::pipeline::{BoxError, Pipeline, StepError};
 use crate::postprocess::maas::{self, LeakContext};
 use crate::postprocess::{PostProcessorConfig, checksum, compress, manifest};
 use crate::provision::shell::BuildFacts;
 use crate::provision::shell_local;
 use crate::spec::{BuildSpec, PostProcessorSpec};
+use crate::step::StepId;
 
 pub(crate) async fn run_chains(
     spec: &BuildSpec,
@@ -29,12 +30,16 @@ pub(crate) async fn run_chains(
     for (c, chain) in spec.post_processors.iter().enumerate() {
         let mut prior = builder.clone();
         for (i, pp) in chain.iter().enumerate() {
-            let step = format!("post-processor {}.{} {}", c + 1, i + 1, label(pp));
-            p.ev.say(format!("Running post-processor: {}", label(pp)));
+            let step = StepId::PostProcessor {
+                chain: c + 1,
+                index: i + 1,
+                label: pp.label(),
+            };
+            p.ev.say(format!("Running post-processor: {}", pp.label()));
             let input = prior.clone();
             let ev = p.ev.clone();
             let (artifact, scan) = p
-                .step(&step, run_one(spec, pp, &input, opts, &leak, &ev))
+                .step(step, run_one(spec, pp, &input, opts, &leak, &ev))
                 .await?;
             if let Some(scan) = scan {
                 p.record.scans.push(scan);
@@ -70,13 +75,6 @@ pub(crate) async fn run_chains(
     Ok(results)
 }
 
-fn label(pp: &PostProcessorSpec) -> String {
-    match &pp.name {
-        Some(n) => format!("{} ({n})", pp.config.type_name()),
-        None => pp.config.type_name().to_string(),
-    }
-}
-
 async fn run_one(
     spec: &BuildSpec,
     pp: &PostProcessorSpec,
@@ -84,7 +82,7 @@ async fn run_one(
     opts: &RunOptions,
     leak: &LeakContext,
     ev: &crate::events::BuildEvents,
-) -> Result<(Artifact, Option<serde_json::Value>), String> {
+) -> Result<(Artifact, Option<serde_json::Value>), BoxError> {
     let build_name = spec.source_name().to_string();
     let builder_type = spec.source.type_name().to_string();
     let cwd = opts.cwd.clone();
@@ -99,7 +97,7 @@ async fn run_one(
                 now_unix(),
             );
             manifest::append(&cwd.join(&cfg.output), rec, &opts.run_uuid, opts.force)
-                .map_err(|e| e.to_string())?;
+                .map_err(BoxError::from)?;
             Ok((input.clone(), None))
         }
         PostProcessorConfig::Checksum(cfg) => {
@@ -109,9 +107,9 @@ async fn run_one(
                 checksum::run(&cfg, &input, &cwd, &build_name, &builder_type)
             })
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(BoxError::from)?
             .map(|a| (a, None))
-            .map_err(|e| e.to_string())
+            .map_err(BoxError::from)
         }
         PostProcessorConfig::Compress(cfg) => {
             let cfg = cfg.clone();
@@ -128,9 +126,9 @@ async fn run_one(
                 )
             })
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(BoxError::from)?
             .map(|a| (a, None))
-            .map_err(|e| e.to_string())
+            .map_err(BoxError::from)
         }
         PostProcessorConfig::ShellLocal(cfg) => {
             let facts = BuildFacts {
@@ -141,7 +139,7 @@ async fn run_one(
             let data = TemplateData::new().with("PackerRunUUID", &opts.run_uuid);
             shell_local::run(cfg, &cwd, &facts, &data, ev)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(BoxError::from)?;
             Ok((input.clone(), None))
         }
         PostProcessorConfig::MaasTgz(cfg) => {

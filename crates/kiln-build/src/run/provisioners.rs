@@ -18,10 +18,11 @@ use kiln_qemu::process::QemuProcess;
 
 use crate::events::BuildEvents;
 use crate::guest::Guest;
-use crate::pipeline::{Pipeline, StepError};
+use crate::pipeline::{BoxError, Pipeline, StepError};
 use crate::provision::shell::BuildFacts;
 use crate::provision::{ProvisionerConfig, breakpoint, file, shell, shell_local};
 use crate::spec::{BuildSpec, OnError, ProvisionerSpec};
+use crate::step::StepId;
 
 /// What every provisioner of a build shares.
 pub(crate) struct ProvisionEnv<'a> {
@@ -37,74 +38,60 @@ pub(crate) struct ProvisionEnv<'a> {
     pub machine: Option<Arc<QemuProcess>>,
 }
 
-/// The step name of provisioner `i` (0-based): `provision 1/4 shell`.
-pub(crate) fn step_name(spec: &BuildSpec, i: usize) -> String {
-    let total = spec.provisioners.len();
-    let label = spec
-        .provisioners
-        .get(i)
-        .map(|p| p.label())
-        .unwrap_or_default();
-    format!("provision {}/{} {}", i + 1, total, label)
-}
-
-/// Run every provisioner from `start` (0-based; earlier ones are cached)
-/// as its own step, letting the step cache checkpoint after each.
+/// Run every provisioner in order, each as its own step (a build without
+/// a step cache: the `null` source).
 pub(crate) async fn run_all(
     spec: &BuildSpec,
-    start: usize,
     mut guest: Option<&mut Guest>,
     env: &ProvisionEnv<'_>,
     on_error: OnError,
     p: &mut Pipeline,
-    mut cache: Option<&mut super::cached::CacheRun>,
 ) -> Result<(), StepError> {
-    for (i, prov) in spec.provisioners.iter().enumerate().skip(start) {
-        let step = step_name(spec, i);
-        let ev = p.ev.clone();
-        let result = p
-            .step(
-                &step,
-                run_continuing(prov, guest.as_deref_mut(), env, &ev, i),
-            )
-            .await;
-        if let Ok(Ran::FailedContinued) = result
-            && let Some(c) = cache.as_deref_mut()
-            && c.publishing
-        {
-            p.ev.warn(format!(
-                "not caching {step}: it failed (`continue_on_error`); later steps are not cached"
-            ));
-            c.publishing = false;
-        }
-        if let Err(e) = result {
-            if !e.is_interrupted()
-                && on_error != OnError::Abort
-                && let Some(cleanup) = &spec.error_cleanup
-            {
-                p.ev.say(
-                    "Provisioning step had errors: Running the cleanup provisioner, if present...",
-                );
-                let ev = p.ev.clone();
-                let _ = p
-                    .step(
-                        "error-cleanup-provisioner",
-                        run_with_retries(cleanup, guest.as_deref_mut(), env, &ev, usize::MAX),
-                    )
-                    .await;
-            }
-            return Err(e);
-        }
-        if let Some(c) = cache.as_deref_mut() {
-            c.after(i + 1, guest.as_deref(), p).await?;
-        }
+    for i in 0..spec.provisioners.len() {
+        run_step(spec, i, guest.as_deref_mut(), env, on_error, p).await?;
     }
     Ok(())
 }
 
+/// Run provisioner `i` (0-based) as its step; when it fails, the
+/// `error-cleanup-provisioner` (unless `-on-error=abort`).
+pub(crate) async fn run_step(
+    spec: &BuildSpec,
+    i: usize,
+    mut guest: Option<&mut Guest>,
+    env: &ProvisionEnv<'_>,
+    on_error: OnError,
+    p: &mut Pipeline,
+) -> Result<Ran, StepError> {
+    let Some(prov) = spec.provisioners.get(i) else {
+        return Ok(Ran::Succeeded);
+    };
+    let ev = p.ev.clone();
+    let result = p
+        .step(
+            StepId::provision(spec, i),
+            run_continuing(prov, guest.as_deref_mut(), env, &ev, i),
+        )
+        .await;
+    if let Err(e) = &result
+        && !e.is_interrupted()
+        && on_error != OnError::Abort
+        && let Some(cleanup) = &spec.error_cleanup
+    {
+        p.ev.say("Provisioning step had errors: Running the cleanup provisioner, if present...");
+        let _ = p
+            .step(
+                StepId::ErrorCleanupProvisioner,
+                run_with_retries(cleanup, guest, env, &ev, usize::MAX),
+            )
+            .await;
+    }
+    result
+}
+
 /// How a provisioner's step ended without stopping the build.
-#[derive(Debug, PartialEq)]
-enum Ran {
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Ran {
     Succeeded,
     /// It failed, and `continue_on_error` let the build go on.
     FailedContinued,
@@ -115,14 +102,25 @@ enum Ran {
 enum Failure {
     /// QEMU exited: nothing after this can reach the guest.
     QemuDied(String),
-    /// The provisioner itself failed (after its retries).
-    Provisioner(String),
+    /// The provisioner itself failed (after its retries), with its cause.
+    Provisioner(BoxError),
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::QemuDied(m) | Failure::Provisioner(m) => f.write_str(m),
+            Failure::QemuDied(m) => f.write_str(m),
+            Failure::Provisioner(e) => e.fmt(f),
+        }
+    }
+}
+
+/// The provisioner's own error stands for the failure: its sources follow.
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Failure::QemuDied(_) => None,
+            Failure::Provisioner(e) => e.source(),
         }
     }
 }
@@ -139,7 +137,8 @@ async fn run_continuing(
         Ok(()) => Ok(Ran::Succeeded),
         Err(Failure::Provisioner(e)) if prov.continue_on_error => {
             ev.warn(format!(
-                "Provisioner failed with {e:?}, but continue_on_error is set; continuing the build."
+                "Provisioner failed with {:?}, but continue_on_error is set; continuing the build.",
+                e.to_string()
             ));
             Ok(Ran::FailedContinued)
         }
@@ -168,14 +167,16 @@ async fn run_with_retries(
             match prov.timeout {
                 Some(limit) => match tokio::time::timeout(limit, run).await {
                     Ok(r) => r,
-                    Err(_) => Err(format!("provisioner timed out after {limit:?} (`timeout`)")),
+                    Err(_) => Err(BoxError::from(format!(
+                        "provisioner timed out after {limit:?} (`timeout`)"
+                    ))),
                 },
                 None => run.await,
             }
         };
         // A dead QEMU is the error, and no retry can help.
         let result = match &env.machine {
-            Some(qemu) => super::qemu::watch(qemu, run)
+            Some(qemu) => super::supervise::watch(qemu, run)
                 .await
                 .map_err(Failure::QemuDied)?,
             None => run.await,
@@ -200,7 +201,7 @@ async fn run_one(
     env: &ProvisionEnv<'_>,
     ev: &BuildEvents,
     index: usize,
-) -> Result<(), String> {
+) -> Result<(), BoxError> {
     let no_guest = || {
         format!(
             "the `{}` provisioner needs a communicator, but this build has `communicator = \"none\"`",
@@ -211,22 +212,22 @@ async fn run_one(
         ProvisionerConfig::Shell(cfg) => {
             let guest = guest.ok_or_else(no_guest)?;
             let seed = env.seed.wrapping_add(index as u64);
-            let plan = shell::plan(cfg, &env.facts, &env.data, seed).map_err(|e| e.to_string())?;
+            let plan = shell::plan(cfg, &env.facts, &env.data, seed)?;
             shell::run(cfg, &plan, guest, ev)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(BoxError::from)
         }
         ProvisionerConfig::File(cfg) => {
             let guest = guest.ok_or_else(no_guest)?;
             file::run(cfg, env.cwd, &env.data, guest, ev)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(BoxError::from)
         }
         ProvisionerConfig::ShellLocal(cfg) => {
             shell_local::run(cfg, env.cwd, &env.facts, &env.data, ev)
                 .await
                 .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(BoxError::from)
         }
         ProvisionerConfig::Breakpoint(cfg) => {
             breakpoint::run(cfg, env.ssh_hint.as_deref(), ev).await;

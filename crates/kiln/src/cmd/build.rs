@@ -206,6 +206,11 @@ pub fn run(args: &Args, cx: &Context) -> Exit {
         for r in &records {
             render::out(&format!("==> Build record: {}", r.display()));
         }
+        for o in &outcomes {
+            if let Some(e) = &o.error {
+                render::error_chain_of(&o.name, e, e.hint());
+            }
+        }
     }
     exit
 }
@@ -215,11 +220,12 @@ fn summarize(outcomes: &[kiln_build::run::BuildOutcome]) {
     if !failed.is_empty() {
         render::out("\n==> Some builds didn't complete successfully and had errors:");
         for o in &failed {
-            render::out(&format!(
-                "--> {}: {}",
-                o.name,
-                o.error.as_deref().unwrap_or("")
-            ));
+            let error = o
+                .error
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            render::out(&format!("--> {}: {error}", o.name));
         }
     }
     render::out("\n==> Builds finished. The artifacts of successful builds are:");
