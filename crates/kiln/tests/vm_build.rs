@@ -715,7 +715,7 @@ fn shared_guest_in(scene: &Scene, lock: &VmLock, deadline: &TestDeadline) -> Sha
         if shared.booted_cold {
             "booted cold and checkpointed"
         } else {
-            "checkpoint resumed and checked"
+            "checkpoint found in place"
         },
         shared.took.as_secs_f64()
     );
