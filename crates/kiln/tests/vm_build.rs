@@ -1839,7 +1839,7 @@ fn vm_leak_gate_fails_naming_the_key_the_build_key_and_the_secret() {
     assert_contains(&error, "home/debian/.ssh/authorized_keys", &ctx);
     assert_contains(&error, "etc/app.conf", &ctx);
     assert!(
-        !scene.work.join("output-leak/leak.tar.gz").exists(),
+        !scene.work.join("output-cloudimg/leak.tar.gz").exists(),
         "{ctx}"
     );
     let everything = format!(

@@ -24,7 +24,7 @@ build {
   }
 
   post-processor "maas-tgz" {
-    output     = "output-leak/leak.tar.gz"
+    output     = "output-cloudimg/leak.tar.gz"
     scrub_skip = ["build-key"]
   }
 }
