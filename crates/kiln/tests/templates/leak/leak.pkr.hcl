@@ -1,10 +1,10 @@
 # A build whose image would leak: a provisioner plants a private key, the
 # build's key stays authorised (its scrub is skipped), and a sensitive
 # value lands in a file. The maas-tgz leak gate must fail naming all three.
-#
-# Its guest is the shared one (`kiln_test::shared_guest`): the test adds
-# the example's `variables.pkr.hcl` and `source.pkr.hcl` (`base_image`,
-# `source.qemu.cloudimg`) and the build resumes it.
+
+variable "base_image" {
+  type = string
+}
 
 variable "api_token" {
   type      = string
@@ -12,9 +12,36 @@ variable "api_token" {
   sensitive = true
 }
 
+source "qemu" "leak" {
+  iso_url          = var.base_image
+  iso_checksum     = "none"
+  disk_image       = true
+  use_backing_file = true
+  disk_size        = "6G"
+  format           = "qcow2"
+  machine_type     = "q35"
+  memory           = 1024
+  cpus             = 2
+  headless         = true
+  efi_boot         = true
+
+  qemu_img_args {
+    create = ["-F", "qcow2"]
+  }
+
+  cd_label = "cidata"
+  cd_content = {
+    "user-data" = "#cloud-config\nssh_authorized_keys:\n  - {{ .SSHPublicKey }}\n"
+    "meta-data" = "instance-id: kiln-vm-test-leak\nlocal-hostname: kiln-leak\n"
+  }
+
+  ssh_username     = "debian"
+  ssh_timeout      = "15m"
+  shutdown_command = "sudo -S shutdown -P now"
+}
+
 build {
-  name    = "leak"
-  sources = ["source.qemu.cloudimg"]
+  sources = ["source.qemu.leak"]
 
   provisioner "shell" {
     inline = [
@@ -24,7 +51,7 @@ build {
   }
 
   post-processor "maas-tgz" {
-    output     = "output-cloudimg/leak.tar.gz"
+    output     = "output-leak/leak.tar.gz"
     scrub_skip = ["build-key"]
   }
 }
