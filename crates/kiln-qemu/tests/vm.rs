@@ -1,5 +1,9 @@
-//! Tests against a real QEMU under TCG. Named `vm_*` so nextest runs them
-//! one at a time; a lock serialises them under `cargo test` too.
+//! Tests against a real QEMU under TCG, gated and locked as every VM test
+//! is (see `kiln_test`): ignored unless built with `KILN_VM_TESTS=1`, then
+//! they need QEMU and OVMF and hold the machine-wide VM lock.
+
+// Helpers of a test file: a failure is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -10,15 +14,14 @@ use kiln_qemu::process::{BootStall, ProcessError, QemuCommand, QemuProcess};
 use kiln_qemu::qmp::Qmp;
 use kiln_qemu::typing::{TypingOptions, type_boot_command};
 
-static VM: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 const QEMU: &str = "qemu-system-x86_64";
 
-fn have(program: &str) -> bool {
-    std::process::Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+/// The machine-wide VM lock, taken without blocking the runtime.
+async fn vm_lock() -> kiln_test::VmLock {
+    tokio::task::spawn_blocking(kiln_test::vm_lock)
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 fn cmd(args: &[&str]) -> QemuCommand {
@@ -36,12 +39,9 @@ fn sock(dir: &Path) -> PathBuf {
 }
 
 #[tokio::test]
+#[cfg_attr(not(kiln_vm_tests), ignore = "starts QEMU; build with KILN_VM_TESTS=1")]
 async fn vm_qmp_commands_and_events_on_a_real_qemu() {
-    if !have(QEMU) {
-        eprintln!("skipped: {QEMU} not installed");
-        return;
-    }
-    let _vm = VM.lock().await;
+    let _vm = vm_lock().await;
     let dir = tempfile::tempdir().unwrap();
     let qmp_arg = format!("unix:{},server=on,wait=off", sock(dir.path()).display());
     let qemu = QemuProcess::spawn(cmd(&[
@@ -79,12 +79,9 @@ async fn vm_qmp_commands_and_events_on_a_real_qemu() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(kiln_vm_tests), ignore = "starts QEMU; build with KILN_VM_TESTS=1")]
 async fn vm_killed_qemu_is_reported_within_two_seconds() {
-    if !have(QEMU) {
-        eprintln!("skipped: {QEMU} not installed");
-        return;
-    }
-    let _vm = VM.lock().await;
+    let _vm = vm_lock().await;
     let qemu = QemuProcess::spawn(cmd(&["-machine", "none", "-display", "none"]))
         .await
         .unwrap();
@@ -107,12 +104,9 @@ async fn vm_killed_qemu_is_reported_within_two_seconds() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(kiln_vm_tests), ignore = "starts QEMU; build with KILN_VM_TESTS=1")]
 async fn vm_bad_qemuargs_switch_reports_qemus_own_error() {
-    if !have(QEMU) {
-        eprintln!("skipped: {QEMU} not installed");
-        return;
-    }
-    let _vm = VM.lock().await;
+    let _vm = vm_lock().await;
     let qemu = QemuProcess::spawn(cmd(&[
         "-machine",
         "none",
@@ -149,12 +143,9 @@ fn silent_rom() -> Vec<u8> {
 }
 
 #[tokio::test]
+#[cfg_attr(not(kiln_vm_tests), ignore = "starts QEMU; build with KILN_VM_TESTS=1")]
 async fn vm_silent_guest_trips_the_boot_watchdog() {
-    if !have(QEMU) {
-        eprintln!("skipped: {QEMU} not installed");
-        return;
-    }
-    let _vm = VM.lock().await;
+    let _vm = vm_lock().await;
     let dir = tempfile::tempdir().unwrap();
     let rom = dir.path().join("silent.rom");
     std::fs::write(&rom, silent_rom()).unwrap();
@@ -195,16 +186,11 @@ async fn vm_silent_guest_trips_the_boot_watchdog() {
 /// The installer path's first step: type into OVMF's UEFI shell over QMP
 /// and see the echo and the command's output on the serial console.
 #[tokio::test]
+#[cfg_attr(not(kiln_vm_tests), ignore = "starts QEMU; build with KILN_VM_TESTS=1")]
 async fn vm_boot_command_typed_into_the_uefi_shell() {
-    let Some(fw) = kiln_qemu::firmware::find_uefi_firmware("x86_64") else {
-        eprintln!("skipped: no OVMF");
-        return;
-    };
-    if !have(QEMU) {
-        eprintln!("skipped: {QEMU} not installed");
-        return;
-    }
-    let _vm = VM.lock().await;
+    let fw = kiln_qemu::firmware::find_uefi_firmware("x86_64")
+        .expect("OVMF firmware (Debian's `ovmf` package)");
+    let _vm = vm_lock().await;
     let dir = tempfile::tempdir().unwrap();
     let vars = kiln_qemu::firmware::copy_efivars(&fw.vars, dir.path()).unwrap();
     let log = dir.path().join("console.log");
@@ -292,12 +278,9 @@ async fn vm_boot_command_typed_into_the_uefi_shell() {
 
 /// The smoke guest itself runs to the end under TCG on any host.
 #[tokio::test]
+#[cfg_attr(not(kiln_vm_tests), ignore = "starts QEMU; build with KILN_VM_TESTS=1")]
 async fn vm_smoke_guest_runs_under_tcg() {
-    if !have(QEMU) {
-        eprintln!("skipped: {QEMU} not installed");
-        return;
-    }
-    let _vm = VM.lock().await;
+    let _vm = vm_lock().await;
     let v = kiln_qemu::accel::run_smoke_guest(QEMU, "tcg", Duration::from_secs(10)).await;
     assert!(v.works(), "{v:?}");
 }
@@ -305,13 +288,10 @@ async fn vm_smoke_guest_runs_under_tcg() {
 /// On this machine `/dev/kvm` opens and creates VMs, yet guests are
 /// emulated instruction by instruction: the probe must say so.
 #[tokio::test]
+#[cfg_attr(not(kiln_vm_tests), ignore = "starts QEMU; build with KILN_VM_TESTS=1")]
 async fn vm_accelerator_probe_verdict_on_this_host() {
     use kiln_qemu::accel::{AccelVerdict, ProbeOptions, probe_accelerator_with};
-    if !have(QEMU) {
-        eprintln!("skipped: {QEMU} not installed");
-        return;
-    }
-    let _vm = VM.lock().await;
+    let _vm = vm_lock().await;
     let cache = tempfile::tempdir().unwrap();
     let options = ProbeOptions {
         cache_dir: Some(cache.path().to_path_buf()),

@@ -1,15 +1,12 @@
-//! The step cache on a real QEMU under TCG. Named `vm_*` so nextest runs
-//! them alone; a machine-wide lock (the one `kiln-test` uses) serialises
-//! them under `cargo test` too.
-//!
-//! They run when `KILN_VM_TESTS=1` is set (at build or run time) and QEMU,
-//! `qemu-img`, `qemu-io` and OVMF are installed; otherwise they say so and
-//! pass. Timings are printed, never asserted.
+//! The step cache on a real QEMU under TCG, gated and locked as every VM
+//! test is (see `kiln_test`): ignored unless built with `KILN_VM_TESTS=1`,
+//! then they need QEMU, `qemu-img`, `qemu-io` and OVMF, and hold the
+//! machine-wide VM lock. Their waits end within the test's `TestDeadline`.
+//! Timings are printed, never asserted.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
@@ -28,37 +25,12 @@ use super::store::Store;
 
 const QEMU: &str = "qemu-system-x86_64";
 
-fn enabled(tools: &[&str]) -> bool {
-    let on = option_env!("KILN_VM_TESTS") == Some("1")
-        || std::env::var("KILN_VM_TESTS").is_ok_and(|v| v == "1");
-    if !on {
-        eprintln!("skipped: set KILN_VM_TESTS=1 to boot VMs");
-        return false;
-    }
-    for tool in tools {
-        let ok = Command::new(tool)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !ok {
-            eprintln!("skipped: `{tool}` is not installed");
-            return false;
-        }
-    }
-    true
-}
-
-/// The machine-wide VM lock of `kiln-test` (`$TMPDIR/kiln-vm.lock`).
-fn vm_lock() -> File {
-    let path = std::env::temp_dir().join("kiln-vm.lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .unwrap();
-    file.lock().unwrap();
-    file
+/// The machine-wide VM lock, taken without blocking the runtime.
+async fn vm_lock() -> kiln_test::VmLock {
+    tokio::task::spawn_blocking(kiln_test::vm_lock)
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 fn free_port() -> u16 {
@@ -152,12 +124,10 @@ fn staging_is_empty(store: &Store) -> bool {
 /// A q35 VM with OVMF, one blank virtio disk and nothing to boot: the
 /// firmware idles, QEMU runs, and `qemu-io` over HMP writes the disk.
 #[tokio::test]
+#[cfg_attr(not(kiln_vm_tests), ignore = "starts QEMU; build with KILN_VM_TESTS=1")]
 async fn vm_checkpoint_chain_restore_and_cold_on_a_firmware_only_guest() {
-    if !enabled(&[QEMU, "qemu-img", "qemu-io"]) {
-        return;
-    }
     let ovmf = kiln_test::ovmf().unwrap();
-    let _lock = tokio::task::spawn_blocking(vm_lock).await.unwrap();
+    let _lock = vm_lock().await;
     let work = tempfile::tempdir().unwrap();
     let store = Store::open(&work.path().join("steps"))
         .unwrap()
@@ -456,13 +426,15 @@ fn console_tail(work: &Path, name: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(kiln_vm_tests),
+    ignore = "boots a VM for a minute or more; build with KILN_VM_TESTS=1"
+)]
 async fn vm_checkpoint_restore_branches_and_cold_resume_of_the_base_image() {
-    if !enabled(&[QEMU, "qemu-img"]) {
-        return;
-    }
+    let deadline = kiln_test::TestDeadline::start();
     let image = kiln_test::base_image().unwrap();
     let ovmf = kiln_test::ovmf().unwrap();
-    let _lock = tokio::task::spawn_blocking(vm_lock).await.unwrap();
+    let _lock = vm_lock().await;
     let work = tempfile::tempdir().unwrap();
     let store = Store::open(&work.path().join("steps"))
         .unwrap()
@@ -534,7 +506,7 @@ async fn vm_checkpoint_restore_branches_and_cold_resume_of_the_base_image() {
     .await
     .unwrap();
     let mut runtimes = vec![source.runtime_dir().to_path_buf()];
-    let s = guest.ssh(port, Duration::from_secs(600)).await;
+    let s = guest.ssh(port, deadline.left()).await;
     let boot_to_ssh = t.elapsed();
     run(
         &s,
@@ -574,7 +546,9 @@ async fn vm_checkpoint_restore_branches_and_cold_resume_of_the_base_image() {
         .unwrap();
     runtimes.push(a.runtime_dir().to_path_buf());
     assert_eq!(ra.used, Resumed::State, "{ra:?}");
-    let sa = guest.ssh(port_a, Duration::from_secs(120)).await;
+    let sa = guest
+        .ssh(port_a, deadline.within(Duration::from_secs(120)))
+        .await;
     let restore_to_ssh = t.elapsed();
     let restore_launch = ra.launch;
     run(&sa, &clock_sync_command(SystemTime::now())).await;
@@ -608,7 +582,9 @@ async fn vm_checkpoint_restore_branches_and_cold_resume_of_the_base_image() {
         .unwrap();
     runtimes.push(b.runtime_dir().to_path_buf());
     assert_eq!(rb.used, Resumed::State, "{rb:?}");
-    let sb = guest.ssh(port_b, Duration::from_secs(120)).await;
+    let sb = guest
+        .ssh(port_b, deadline.within(Duration::from_secs(120)))
+        .await;
     let restore_b_to_ssh = t.elapsed();
     run(&sa, "echo A > ~/branch && sync").await;
     run(&sb, "echo B > ~/branch && sync").await;
@@ -651,7 +627,9 @@ async fn vm_checkpoint_restore_branches_and_cold_resume_of_the_base_image() {
         .unwrap();
     runtimes.push(c.runtime_dir().to_path_buf());
     assert_eq!(rc.used, Resumed::State, "{rc:?}");
-    let sc = guest.ssh(port_c, Duration::from_secs(120)).await;
+    let sc = guest
+        .ssh(port_c, deadline.within(Duration::from_secs(120)))
+        .await;
     let restore_c_to_ssh = t.elapsed();
     assert_eq!(
         run(
@@ -672,17 +650,14 @@ async fn vm_checkpoint_restore_branches_and_cold_resume_of_the_base_image() {
         .unwrap();
     runtimes.push(d.runtime_dir().to_path_buf());
     assert_eq!(rd.used, Resumed::Cold);
-    let sd = tokio::time::timeout(
-        Duration::from_secs(600),
-        guest.ssh(port_d, Duration::from_secs(600)),
-    )
-    .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "cold resume: no SSH; console:\n{}",
-            console_tail(&work, "d")
-        )
-    });
+    let sd = tokio::time::timeout(deadline.left(), guest.ssh(port_d, deadline.left()))
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "cold resume: no SSH; console:\n{}",
+                console_tail(&work, "d")
+            )
+        });
     let cold_to_ssh = t.elapsed();
     assert_eq!(
         run(&sd, "cat ~/marker-one; test -e ~/marker-two && echo present || echo absent; test -e ~/branch && echo present || echo absent").await,

@@ -55,13 +55,15 @@ pub struct CacheOptions {
     pub sensitive: Vec<Sensitive<String>>,
 }
 
-/// The key of a build's stable SSH key pair: a guest restored from a
-/// checkpoint trusts the key it was given at its first boot.
-pub(crate) fn build_key_seed(store: &Store, build: &str) -> Result<[u8; 32], BoxError> {
+/// The key of the stable SSH key pair of every build using this store: a
+/// guest restored from a checkpoint trusts the key it was given at its
+/// first boot, and a checkpoint serves every build whose source has the
+/// same shape (its key covers what the guest is, never the build's name),
+/// so the key pair cannot depend on the build's name either.
+pub(crate) fn build_key_seed(store: &Store) -> Result<[u8; 32], BoxError> {
     let secret = store.secret().map_err(BoxError::from)?;
     Ok(*blake3::Hasher::new_keyed(&secret)
         .update(b"kiln build ssh key\0")
-        .update(build.as_bytes())
         .finalize()
         .as_bytes())
 }

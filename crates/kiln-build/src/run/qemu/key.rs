@@ -1,5 +1,5 @@
 //! `ssh_key`: the key kiln logs into the guest with — the template's
-//! `ssh_private_key_file`, a key stable per build and step cache (a guest
+//! `ssh_private_key_file`, a key stable per step cache (a guest
 //! restored from a checkpoint trusts the key of its first boot), or a
 //! throwaway one. Its private half joins the redactor's secrets at once.
 
@@ -10,11 +10,9 @@ use kiln_ssh::{KeyPair, KeyPairType};
 
 use crate::cache::store::Store;
 use crate::pipeline::{BoxError, Pipeline, StepError};
-use crate::spec::BuildSpec;
 use crate::step::StepId;
 
 pub(super) struct SshKey<'a> {
-    pub spec: &'a BuildSpec,
     pub cfg: &'a QemuConfig,
     pub cwd: &'a Path,
     /// The step cache's store, when this build uses it.
@@ -59,7 +57,7 @@ impl SshKey<'_> {
                 let pair = match (&ssh.private_key_file, self.store) {
                     (Some(path), _) => KeyPair::load(&self.cwd.join(path))?,
                     (None, Some(store)) => {
-                        let seed = super::super::cached::build_key_seed(store, &self.spec.name)?;
+                        let seed = super::super::cached::build_key_seed(store)?;
                         KeyPair::ed25519_from_seed(&seed, &comment)?
                     }
                     (None, None) => {

@@ -47,7 +47,6 @@ pub(crate) async fn run(
 
     // The throwaway key first: every later event must know to mask it.
     let key = key::SshKey {
-        spec,
         cfg,
         cwd,
         store: launcher.store(),

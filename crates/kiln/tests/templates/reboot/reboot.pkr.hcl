@@ -1,34 +1,12 @@
 # A provisioner that reboots the guest (`expect_disconnect`), then one
 # whose script fails: its exit status stops the build, its output shown.
-
-variable "base_image" {
-  type = string
-}
-
-source "qemu" "reboot" {
-  iso_url          = var.base_image
-  iso_checksum     = "none"
-  disk_image       = true
-  use_backing_file = true
-  efi_boot         = true
-  machine_type     = "q35"
-  memory           = 1024
-  cpus             = 2
-  headless         = true
-
-  cd_label = "cidata"
-  cd_content = {
-    "user-data" = "#cloud-config\nssh_authorized_keys:\n  - {{ .SSHPublicKey }}\n"
-    "meta-data" = "instance-id: kiln-vm-test-reboot\nlocal-hostname: kiln-reboot\n"
-  }
-
-  ssh_username     = "debian"
-  ssh_timeout      = "15m"
-  shutdown_command = "sudo shutdown -P now"
-}
+#
+# Its guest is the shared one (`kiln_test::shared_guest`): the test adds
+# the example's `variables.pkr.hcl` and `source.pkr.hcl`.
 
 build {
-  sources = ["source.qemu.reboot"]
+  name    = "reboot"
+  sources = ["source.qemu.cloudimg"]
 
   provisioner "shell" {
     inline = [

@@ -1,5 +1,7 @@
-//! `KILN_VM_TESTS=1` at build time turns on `cfg(kiln_vm_tests)`, which lifts
-//! the `#[ignore]` from the tests that boot real VMs.
+//! The build script of every crate with VM tests (`build =
+//! "../kiln-test/vm_tests_cfg.rs"` in its `Cargo.toml`): `KILN_VM_TESTS=1`
+//! at build time turns on `cfg(kiln_vm_tests)`, which lifts the `#[ignore]`
+//! from the tests that start QEMU (see `kiln_test`).
 
 // Cargo reads a build script's instructions from its stdout.
 #![allow(clippy::print_stdout)]
