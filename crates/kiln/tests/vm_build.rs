@@ -16,10 +16,9 @@
 //! - the step cache, which boots cold on purpose.
 //!
 //! Tests that are not about booting do not boot: `reboot` (`expect_disconnect`
-//! across a reboot, then a failing script), `killed` (issue 4) and the
-//! bundled example resume the suite's shared guest (`kiln_test::shared_guest`)
-//! in seconds. The leak gate still boots its own: the shared guest clears
-//! its authorised keys before shutdown, the gate must find the build key.
+//! across a reboot, then a failing script), `killed` (issue 4), the leak
+//! gate and the bundled example resume the suite's shared guest
+//! (`kiln_test::shared_guest`) in seconds.
 //!
 //! Ignored unless built with `KILN_VM_TESTS=1` (see `kiln_test`). Every wait
 //! ends within the test's [`TestDeadline`], before nextest kills it. Needs
@@ -1814,28 +1813,31 @@ fn vm_example_builds_a_maas_tarball_with_a_clean_scan() {
 
 /// A private key, the build's key and a sensitive value in the image: the
 /// gate fails the build, names each, removes the tarball, and never prints
-/// the value. Boots its own guest: the shared one (the example's source)
-/// clears its authorised keys before shutdown, so the build key would not
-/// be left for the gate to find.
+/// the value. The build key survives `ssh_clear_authorized_keys` in a copy
+/// of the login's `authorized_keys`, as a careless provisioner leaves it.
 #[test]
 #[cfg_attr(not(kiln_vm_tests), ignore = "starts QEMU; build with KILN_VM_TESTS=1")]
 fn vm_leak_gate_fails_naming_the_key_the_build_key_and_the_secret() {
     let deadline = TestDeadline::start();
     let image = base_image().unwrap();
-    let _lock = vm_lock().unwrap();
+    let lock = vm_lock().unwrap();
     let scene = Scene::new();
+    let shared = shared_guest_in(&scene, &lock, &deadline);
+    let dir = shared_template(&shared, &scene, "leak");
     let vars = base_vars(&image);
-    let done = Running::spawn(scene.build("leak", &as_refs(&vars))).finish(deadline.left());
+    let done = Running::spawn(scene.build_at(&dir, &as_refs(&vars), &[])).finish(deadline.left());
     done.log("leak");
     let ctx = done.context();
     assert_eq!(done.code, Some(1), "{ctx}");
-    let error = done.error("qemu.leak").unwrap_or_default();
+    let b = "leak.qemu.cloudimg";
+    assert_resumed_shared_guest(&done, b);
+    let error = done.error(b).unwrap_or_default();
     assert_contains(&error, "leak scan found", &ctx);
     for rule in ["private-key", "build-key", "sensitive-value"] {
         assert_contains(&error, rule, &ctx);
     }
     assert_contains(&error, "home/debian/.ssh/id_ed25519", &ctx);
-    assert_contains(&error, "home/debian/.ssh/authorized_keys", &ctx);
+    assert_contains(&error, "home/debian/.ssh/authorized_keys2", &ctx);
     assert_contains(&error, "etc/app.conf", &ctx);
     assert!(
         !scene.work.join("output-leak/leak.tar.gz").exists(),

@@ -406,6 +406,12 @@ pub enum MaasPpError {
     OutputName(#[source] placeholders::PlaceholderError),
     #[error("{}", chain(.0))]
     Output(kiln_image::output::OutputError),
+    #[error("cannot create the output directory `{}`", dir.display())]
+    OutputDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{}", chain(.0))]
     Write(kiln_maas::ArtifactError),
     #[error("{0}")]
@@ -684,13 +690,20 @@ impl<R> Written<'_, R> {
 /// The temporary file an artifact is written to until the gate accepts
 /// it; the output must not be the input disk (or a file of its backing
 /// chain) nor anything but a regular file. A previous build's artifact is
-/// replaced, and the build says so.
+/// replaced, and the build says so. A missing directory is made, as
+/// Packer's post-processors make theirs.
 fn stage_output(
     image: &Path,
     output: &Path,
     prefix: &str,
     ev: &BuildEvents,
 ) -> Result<Staged, MaasPpError> {
+    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| MaasPpError::OutputDir {
+            dir: dir.to_owned(),
+            source,
+        })?;
+    }
     let staged =
         Staged::create(output, prefix, &backing_chain(image), true).map_err(MaasPpError::Output)?;
     if staged.replaces() {
