@@ -14,9 +14,9 @@
 #   4. a rebuild after only the post-processor changed: whether a VM started.
 # Each tool builds in its own copy of the template, from that directory, the
 # `null` build first (seed + UEFI variables), then `-only=qemu.maas`; the
-# wall times compared are the image build's. Every VM build holds the lock
+# wall times compared are the image build's. The VM builds hold the lock
 # the test suite uses (`${TMPDIR:-/tmp}/kiln-vm.lock`), taken before the
-# clock starts. Ends with one JSON line {"bench": "cache-maas-style", …}.
+# clocks start. Ends with one JSON line {"bench": "cache-maas-style", …}.
 #
 #   KILN=PATH   the kiln binary (default: a release build of this checkout)
 #   KEEP=1      keep the work directory (logs, outputs, the cache)
@@ -61,19 +61,29 @@ packer version >"$work/packer-version" 2>&1 || true
 stamp() { python3 -u -c 'import sys,time
 for l in sys.stdin: sys.stdout.write("%.3f %s" % (time.time(), l)); sys.stdout.flush()'; }
 
-# phase NAME TOOL PROBE CMD...: run CMD in $work/TOOL with the VM lock held,
-# its output time-stamped into $work/NAME.ts and its wall seconds in
+# The VM builds take the test suite's lock once, for all four of them: they
+# run back to back (no other VM loads the machine between them), and the
+# run does not queue behind other engineers' VM tests four times. The
+# clock of each build starts after the lock is held.
+vm_lock() {
+  exec 8>"$lock"
+  if ! flock -n 8; then
+    echo "waiting for $lock (another VM is running; since $(date -u +%H:%M:%S) UTC)" >&2
+    flock 8
+  fi
+}
+vm_unlock() {
+  flock -u 8
+  exec 8>&-
+}
+
+# phase NAME TOOL PROBE CMD...: run CMD in $work/TOOL, its output time-stamped into $work/NAME.ts and its wall seconds in
 # $work/NAME.wall (or "failed STATUS"). PROBE: `probe` watches the guest
 # with guest_probe.py, `watch` only records whether a QEMU started.
 phase() {
   local name=$1 tool=$2 probe=$3 pid='' status=0 t0 t1
   shift 3
   echo "--- $name" >&2
-  exec 8>"$lock"
-  if ! flock -n 8; then
-    echo "waiting for $lock (another VM is running)" >&2
-    flock 8
-  fi
   (
     cd "$work/$tool"
     if [ "$probe" = probe ]; then
@@ -95,8 +105,6 @@ phase() {
       wait "$pid" 2>/dev/null || true
     fi
   )
-  flock -u 8
-  exec 8>&-
   if grep -q '^failed' "$work/$name.wall"; then
     echo "$name: $(cat "$work/$name.wall"); last lines of $work/$name.ts:" >&2
     tail -n 15 "$work/$name.ts" >&2
@@ -105,6 +113,7 @@ phase() {
 
 # Packer 1.6.6: the null build, then the image build.
 phase packer-deps packer none packer build -force -only=null.seed "${vars[@]}" .
+vm_lock
 phase packer-first packer probe packer build -force -only=qemu.maas "${vars[@]}" .
 # kiln, the same two commands with a cold step cache; `kiln doctor` first
 # (untimed) so that the host facts it caches beside the steps are warm, as
@@ -126,6 +135,7 @@ phase kiln-last kiln probe "$kiln" build -force -only=qemu.maas "${vars[@]}" .
 sed -i 's/post-processor marker 0/post-processor marker 1/' "$work/kiln/cache-maas-style.pkr.hcl"
 grep -q 'post-processor marker 1' "$work/kiln/cache-maas-style.pkr.hcl" || die "could not change the post-processor"
 phase kiln-pp kiln watch "$kiln" build -force -only=qemu.maas "${vars[@]}" .
+vm_unlock
 
 python3 "$repo/benches/cache_report.py" "$work"
 if [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "kept $work" >&2; fi
