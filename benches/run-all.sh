@@ -66,11 +66,11 @@ if c:
     first, cl, pp = c.get("first") or {}, c.get("rebuild_last") or {}, c.get("rebuild_post_processor") or {}
     fk, fp = first.get("kiln") or {}, first.get("packer") or {}
     rows.append(("cache: first build wall (s)", fk.get("wall"), fp.get("wall"), first.get("ratio"), "<= 0.92"))
-    rows.append(("cache: overhead incl. checkpoints (s)", fk.get("overhead_incl_checkpoints"), fp.get("overhead"), None, "kiln <= 1.5 s"))
+    rows.append(("cache: overhead incl. ckpts (s)", fk.get("overhead_incl_checkpoints"), fp.get("overhead"), None, "kiln <= 1.5 s"))
     rows.append(("cache: max checkpoint pause (s)", c.get("max_pause_s"), None, None, "<= 0.1 (background snapshot)"))
     sb = c.get("state_bytes_total")
     rows.append(("cache: state written (MiB)", sb / 1048576 if sb is not None else None, None, None, "-"))
-    rows.append(("cache: rebuild, last.sh changed (s)", cl.get("wall"), fk.get("wall"), cl.get("ratio_to_full"), "<= 0.20x kiln full (hit: %s)" % cl.get("cache_hit")))
+    rows.append(("cache: rebuild, last.sh (s)", cl.get("wall"), fk.get("wall"), cl.get("ratio_to_full"), "<= 0.20x kiln full (hit: %s)" % cl.get("cache_hit")))
     vm = pp.get("vm_started")
     rows.append(("cache: post-processor only, VMs", pp.get("qemu_processes"), None, None, "0 (started: %s)" % vm))
 def f(x):
