@@ -159,8 +159,9 @@ try:
 except ValueError:
     vms = None
 pp = {"wall": (ppw[1] - ppw[0]) if ppw else None, "error": pperr,
-      "vm_started": (vms["qemu_processes"] > 0) if vms else None,
-      "qemu_processes": vms["qemu_processes"] if vms else None,
+      "vm_started": (vms.get("vms", 0) > 0) if vms else None,
+      "vms": vms.get("vms") if vms else None,
+      "qemu_runs": [q["argv"][:100] for q in vms.get("qemu", [])] if vms else None,
       "cache_messages": cache_lines("kiln-pp")}
 if pp["error"] is None:
     del pp["error"]

@@ -72,7 +72,7 @@ if c:
     rows.append(("cache: state written (MiB)", sb / 1048576 if sb is not None else None, None, None, "-"))
     rows.append(("cache: rebuild, last.sh (s)", cl.get("wall"), fk.get("wall"), cl.get("ratio_to_full"), "<= 0.20x kiln full (hit: %s)" % cl.get("cache_hit")))
     vm = pp.get("vm_started")
-    rows.append(("cache: post-processor only, VMs", pp.get("qemu_processes"), None, None, "0 (started: %s)" % vm))
+    rows.append(("cache: post-processor only, VMs", pp.get("vms"), None, None, "0 (started: %s)" % vm))
 def f(x):
     if x is None:
         return "-"
