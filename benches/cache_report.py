@@ -154,13 +154,14 @@ last["ratio_to_full"] = ratio(last["wall"], kf["wall"])
 last["ratio_to_packer"] = ratio(last["wall"], pk["wall"])
 
 ppw, pperr = wall("kiln-pp")
+# (vm_watch.py's first version wrote only "qemu_processes", probes included.)
 try:
     vms = json.loads(read("kiln-pp.vms.json") or "null")
 except ValueError:
     vms = None
 pp = {"wall": (ppw[1] - ppw[0]) if ppw else None, "error": pperr,
-      "vm_started": (vms.get("vms", 0) > 0) if vms else None,
-      "vms": vms.get("vms") if vms else None,
+      "vm_started": (vms.get("vms", vms.get("qemu_processes", 0)) > 0) if vms else None,
+      "vms": vms.get("vms", vms.get("qemu_processes")) if vms else None,
       "qemu_runs": [q["argv"][:100] for q in vms.get("qemu", [])] if vms else None,
       "cache_messages": cache_lines("kiln-pp")}
 if pp["error"] is None:
