@@ -6,12 +6,13 @@
 #
 #   benches/run-all.sh            all of them (tens of minutes under TCG)
 #   ONLY="validate maas" benches/run-all.sh
+#   (names: validate build rebuild maas cache)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 scripts/deps.sh
 out=$(mktemp -d "${TMPDIR:-/tmp}/kiln-benches-XXXX")
-only=${ONLY:-validate build rebuild maas}
+only=${ONLY:-validate build rebuild maas cache}
 
 run() { # NAME SCRIPT...
   local name=$1; shift
@@ -26,6 +27,7 @@ for b in $only; do
     build) run build benches/build.sh ;;
     rebuild) run rebuild benches/rebuild.sh ;;
     maas) run maas benches/maas-tgz.sh ;;
+    cache) run cache benches/cache-maas-style.sh ;;
   esac
 done
 
@@ -59,6 +61,18 @@ if m:
     rows.append(("maas tgz time (s)", m["kiln"]["seconds"], (m.get("pigz") or {}).get("seconds"), m.get("time_ratio_vs_pigz"), "<= 0.25x pigz pipeline"))
     rows.append(("maas tgz size (bytes)", m["kiln"]["bytes"], (m.get("pigz") or {}).get("bytes"), m.get("size_ratio_vs_pigz"), "<= 1"))
     rows.append(("maas tgz peak RSS (KiB)", m["kiln"]["peak_rss_kb"], None, None, "constant"))
+c = load("cache")
+if c:
+    first, cl, pp = c.get("first") or {}, c.get("rebuild_last") or {}, c.get("rebuild_post_processor") or {}
+    fk, fp = first.get("kiln") or {}, first.get("packer") or {}
+    rows.append(("cache: first build wall (s)", fk.get("wall"), fp.get("wall"), first.get("ratio"), "<= 0.92"))
+    rows.append(("cache: overhead incl. ckpts (s)", fk.get("overhead_incl_checkpoints"), fp.get("overhead"), None, "kiln <= 1.5 s"))
+    rows.append(("cache: max checkpoint pause (s)", c.get("max_pause_s"), None, None, "<= 0.1 (background snapshot)"))
+    sb = c.get("state_bytes_total")
+    rows.append(("cache: state written (MiB)", sb / 1048576 if sb is not None else None, None, None, "-"))
+    rows.append(("cache: rebuild, last.sh (s)", cl.get("wall"), fk.get("wall"), cl.get("ratio_to_full"), "<= 0.20x kiln full (hit: %s)" % cl.get("cache_hit")))
+    vm = pp.get("vm_started")
+    rows.append(("cache: post-processor only, VMs", pp.get("vms"), None, None, "0 (started: %s)" % vm))
 def f(x):
     if x is None:
         return "-"
@@ -68,7 +82,7 @@ def f(x):
 print("\n%-34s %14s %14s %10s  %s" % ("benchmark", "kiln", "reference", "ratio", "goal"))
 for r in rows:
     print("%-34s %14s %14s %10s  %s" % (r[0], f(r[1]), f(r[2]), f(r[3]), r[4]))
-missing = [n for n in ("validate", "build", "rebuild", "maas") if load(n) is None]
+missing = [n for n in ("validate", "build", "rebuild", "maas", "cache") if load(n) is None]
 if missing:
     print("no result for: " + ", ".join(missing) + " (not run, failed, or its peer is missing; see the logs in " + out + ")")
 PY
