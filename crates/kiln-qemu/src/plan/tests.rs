@@ -107,11 +107,11 @@ fn packer_maas_cloudimg_redeclares_all_drives() {
 
     // With a cd_content seed kiln keeps it attached (Packer would drop it).
     let mut f = facts();
-    f.cd_path = Some("/tmp/kiln-x/cidata.iso".into());
+    f.cd_path = Some("seed/cidata.iso".into());
     let plan = plan_qemu(&config, &f).unwrap();
     assert!(
         plan.args()
-            .contains(&"file=/tmp/kiln-x/cidata.iso,media=cdrom,readonly=on".to_string())
+            .contains(&"file=seed/cidata.iso,media=cdrom,readonly=on".to_string())
     );
     assert_eq!(plan.notes.len(), 1);
 }
@@ -134,8 +134,8 @@ fn efi_scsi_cd_floppy_and_extra_disks() {
     ]);
     let mut f = facts();
     f.accelerator = Accelerator::Kvm;
-    f.cd_path = Some("/tmp/kiln-x/cidata.iso".into());
-    f.floppy_path = Some("/tmp/kiln-x/floppy.img".into());
+    f.cd_path = Some("seed/cidata.iso".into());
+    f.floppy_path = Some("seed/floppy.img".into());
     f.efi_code = Some("/usr/share/OVMF/OVMF_CODE_4M.fd".into());
     let plan = plan_qemu(&config, &f).unwrap();
     insta::assert_snapshot!(plan.to_lines());
@@ -291,7 +291,7 @@ fn boot_command_is_joined_rendered_and_parsed() {
 #[test]
 fn arguments_know_their_slots_including_redeclared_drives() {
     let mut f = facts();
-    f.cd_path = Some("/tmp/kiln-x/cidata.iso".into());
+    f.cd_path = Some("seed/cidata.iso".into());
     f.efi_code = Some("/usr/share/OVMF/OVMF_CODE_4M.fd".into());
     let plan = plan_qemu(&cfg(&[("headless", b(true)), ("efi_boot", b(true))]), &f).unwrap();
     let slots: Vec<Slot> = plan
@@ -369,7 +369,7 @@ fn arguments_know_their_slots_including_redeclared_drives() {
 #[test]
 fn commas_in_file_names_are_escaped_and_recognised() {
     let mut f = facts();
-    f.cd_path = Some("/tmp/kiln,x/cidata.iso".into());
+    f.cd_path = Some("seed,x/cidata.iso".into());
     f.qmp_socket = "/run/kiln,x/qmp.sock".into();
     let config = cfg(&[("headless", b(true)), ("output_directory", s("out,1"))]);
     let plan = plan_qemu(&config, &f).unwrap();
@@ -379,7 +379,7 @@ fn commas_in_file_names_are_escaped_and_recognised() {
         "{lines}"
     );
     assert!(
-        lines.contains("-drive file=/tmp/kiln,,x/cidata.iso,media=cdrom"),
+        lines.contains("-drive file=seed,,x/cidata.iso,media=cdrom"),
         "{lines}"
     );
     assert!(
